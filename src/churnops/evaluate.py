@@ -1,0 +1,178 @@
+"""Stage `evaluate`: quality, fit diagnosis, fairness and plots for the trained pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import demographic_parity_difference, equal_opportunity_difference
+from sklearn import metrics as skm
+from sklearn.calibration import calibration_curve
+from sklearn.model_selection import StratifiedKFold, learning_curve
+from sklearn.pipeline import Pipeline
+
+from churnops import schema, tracking
+from churnops.config import (
+    METRICS,
+    PIPELINE,
+    PLOTS_DIR,
+    RUN_INFO,
+    TEST_SET,
+    TRAIN_SET,
+    load_params,
+    read_json,
+    write_json,
+)
+from churnops.model import build_pipeline
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6)
+
+
+def quality(y_true: np.ndarray, probability: np.ndarray, threshold: float) -> dict[str, float]:
+    """Ranking, classification (at the decision threshold) and calibration metrics."""
+    predicted = (probability >= threshold).astype(int)
+    return {
+        "roc_auc": _round(skm.roc_auc_score(y_true, probability)),
+        "pr_auc": _round(skm.average_precision_score(y_true, probability)),
+        "f1": _round(skm.f1_score(y_true, predicted, zero_division=0)),
+        "precision": _round(skm.precision_score(y_true, predicted, zero_division=0)),
+        "recall": _round(skm.recall_score(y_true, predicted, zero_division=0)),
+        "accuracy": _round(skm.accuracy_score(y_true, predicted)),
+        "log_loss": _round(skm.log_loss(y_true, probability, labels=[0, 1])),
+        "brier": _round(skm.brier_score_loss(y_true, probability)),
+    }
+
+
+def diagnose(train_auc: float, test_auc: float, overfit_gap: float, underfit_floor: float) -> dict:
+    """Over/underfitting from the train-vs-test gap (the source paper's table of signs)."""
+    gap = train_auc - test_auc
+    if train_auc < underfit_floor and test_auc < underfit_floor:
+        diagnosis = "underfitting"
+        advice = "low score on both train and test: add features, capacity or less regularization"
+    elif gap > overfit_gap:
+        diagnosis = "overfitting"
+        advice = "train far above test: regularize, simplify the model or add data"
+    else:
+        diagnosis = "good fit"
+        advice = "train and test agree"
+    return {"overfit_gap": _round(gap), "diagnosis": diagnosis, "advice": advice}
+
+
+def fairness(test: pd.DataFrame, y_true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """Demographic parity and equal opportunity differences per sensitive feature."""
+    groups: dict[str, Any] = {}
+    for feature in schema.SENSITIVE_FEATURES:
+        sensitive = test[feature].to_numpy()
+        groups[feature] = {
+            "demographic_parity_difference": _round(
+                demographic_parity_difference(y_true, predicted, sensitive_features=sensitive)
+            ),
+            "equal_opportunity_difference": _round(
+                equal_opportunity_difference(y_true, predicted, sensitive_features=sensitive)
+            ),
+        }
+    worst = {
+        name: max(g[name] for g in groups.values())
+        for name in ("demographic_parity_difference", "equal_opportunity_difference")
+    }
+    return {**worst, "by_feature": groups}
+
+
+def plot_data(
+    y_true: np.ndarray, probability: np.ndarray, threshold: float
+) -> dict[str, list[dict[str, Any]]]:
+    """Rows for `dvc plots`: ROC, precision-recall, confusion matrix and calibration."""
+    fpr, tpr, _ = skm.roc_curve(y_true, probability)
+    precision, recall, _ = skm.precision_recall_curve(y_true, probability)
+    observed, predicted_mean = calibration_curve(y_true, probability, n_bins=10)
+    predicted = (probability >= threshold).astype(int)
+    label = np.array(schema.TARGET_VALUES)
+    return {
+        "roc": [{"fpr": _round(f), "tpr": _round(t)} for f, t in zip(fpr, tpr, strict=True)],
+        "precision_recall": [
+            {"recall": _round(r), "precision": _round(p)}
+            for r, p in zip(recall, precision, strict=True)
+        ],
+        "confusion": [
+            {"actual": a, "predicted": p}
+            for a, p in zip(label[y_true], label[predicted], strict=True)
+        ],
+        "calibration": [
+            {"mean_predicted": _round(m), "fraction_churned": _round(o)}
+            for m, o in zip(predicted_mean, observed, strict=True)
+        ],
+    }
+
+
+def learning_curve_rows(train: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, float]]:
+    """ROC AUC on growing shares of the training split: does more data still help?"""
+    cfg, seed = params["train"], params["base"]["seed"]
+    estimator = cfg["estimator"]
+    pipeline = build_pipeline(estimator, cfg["hyperparams"].get(estimator, {}), seed)
+    sizes, train_scores, valid_scores = learning_curve(
+        pipeline,
+        schema.features_frame(train),
+        schema.labels(train),
+        train_sizes=np.linspace(0.1, 1.0, params["evaluate"]["learning_curve_points"]),
+        cv=StratifiedKFold(n_splits=cfg["cv_folds"], shuffle=True, random_state=seed),
+        scoring="roc_auc",
+    )
+    return [
+        {"train_rows": int(n), "train_roc_auc": _round(t), "validation_roc_auc": _round(v)}
+        for n, t, v in zip(sizes, train_scores.mean(axis=1), valid_scores.mean(axis=1), strict=True)
+    ]
+
+
+def evaluate(
+    pipeline: Pipeline, train: pd.DataFrame, test: pd.DataFrame, params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """All evaluation results (metrics.json) and the rows behind the plots."""
+    cfg = params["evaluate"]
+    threshold = cfg["decision_threshold"]
+    y_test = schema.labels(test).to_numpy()
+    p_test = pipeline.predict_proba(schema.features_frame(test))[:, 1]
+    p_train = pipeline.predict_proba(schema.features_frame(train))[:, 1]
+    test_quality = quality(y_test, p_test, threshold)
+    train_quality = quality(schema.labels(train).to_numpy(), p_train, threshold)
+    fit = diagnose(
+        train_quality["roc_auc"], test_quality["roc_auc"], cfg["overfit_gap"], cfg["underfit_floor"]
+    )
+    report = {
+        "decision_threshold": threshold,
+        "test": test_quality,
+        "train": train_quality,
+        "fit": fit,
+        "fairness": fairness(test, y_test, (p_test >= threshold).astype(int)),
+        "rows": {"train": len(train), "test": len(test)},
+    }
+    plots = plot_data(y_test, p_test, threshold)
+    plots["learning_curve"] = learning_curve_rows(train, params)
+    return report, plots
+
+
+def main() -> None:
+    params = load_params()
+    pipeline = joblib.load(PIPELINE)
+    report, plots = evaluate(
+        pipeline, pd.read_parquet(TRAIN_SET), pd.read_parquet(TEST_SET), params
+    )
+    write_json(METRICS, report)
+    for name, rows in plots.items():
+        write_json(PLOTS_DIR / f"{name}.json", rows)
+    with tracking.resume(read_json(RUN_INFO)["run_id"]) as mlflow:
+        mlflow.log_metrics(tracking.flat_metrics(report))
+        mlflow.set_tag("fit_diagnosis", report["fit"]["diagnosis"])
+        mlflow.log_artifacts(str(PLOTS_DIR), artifact_path="plots")
+    test = report["test"]
+    print(
+        f"evaluate: test ROC AUC {test['roc_auc']:.4f}, F1 {test['f1']:.4f}, "
+        f"{report['fit']['diagnosis']} (gap {report['fit']['overfit_gap']:+.4f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

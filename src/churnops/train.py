@@ -1,0 +1,78 @@
+"""Stage `train`: fit the pipeline, cross-validate it, and track the run in MLflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, cross_validate
+from sklearn.pipeline import Pipeline
+
+from churnops import lineage, schema, tracking
+from churnops.config import PIPELINE, RUN_INFO, TRAIN_REPORT, TRAIN_SET, load_params, write_json
+from churnops.model import build_pipeline
+
+CV_SCORING = ("roc_auc", "average_precision", "f1", "neg_log_loss")
+
+
+def fit(train: pd.DataFrame, params: dict[str, Any]) -> tuple[Pipeline, dict[str, Any]]:
+    """Cross-validate then fit on the whole training split; returns the model and CV scores."""
+    cfg, seed = params["train"], params["base"]["seed"]
+    estimator = cfg["estimator"]
+    hyperparams = cfg["hyperparams"].get(estimator, {})
+    X, y = schema.features_frame(train), schema.labels(train)
+    folds = StratifiedKFold(n_splits=cfg["cv_folds"], shuffle=True, random_state=seed)
+    scores = cross_validate(
+        build_pipeline(estimator, hyperparams, seed), X, y, cv=folds, scoring=CV_SCORING
+    )
+    cv = {
+        name.removeprefix("neg_"): {
+            "mean": round(float(abs(np.mean(scores[f"test_{name}"]))), 6),
+            "std": round(float(np.std(scores[f"test_{name}"])), 6),
+        }
+        for name in CV_SCORING
+    }
+    pipeline = build_pipeline(estimator, hyperparams, seed).fit(X, y)
+    return pipeline, {"estimator": estimator, "hyperparams": hyperparams, "cv": cv}
+
+
+def track(pipeline: Pipeline, report: dict[str, Any], params: dict[str, Any], rows: int) -> str:
+    """Record the run in MLflow: params, CV metrics, lineage and the sklearn model."""
+    mlflow = tracking.configure()
+    with mlflow.start_run() as run:
+        mlflow.log_params({"estimator": report["estimator"], **report["hyperparams"]})
+        mlflow.log_params({"cv_folds": params["train"]["cv_folds"], "seed": params["base"]["seed"]})
+        mlflow.log_metrics(tracking.flat_metrics(report["cv"], "cv."))
+        mlflow.set_tags(
+            {
+                "git_commit": lineage.git_commit(),
+                "data_hash": lineage.data_hash(),
+                "params_hash": lineage.params_hash(params),
+                "train_rows": rows,
+            }
+        )
+        mlflow.sklearn.log_model(
+            pipeline,
+            name="sklearn-pipeline",
+            serialization_format="cloudpickle",
+            pip_requirements=["scikit-learn==1.9.*", "pandas==3.1.*", "cloudpickle"],
+        )
+        return run.info.run_id
+
+
+def main() -> None:
+    params = load_params()
+    train = pd.read_parquet(TRAIN_SET)
+    pipeline, report = fit(train, params)
+    joblib.dump(pipeline, PIPELINE)
+    write_json(TRAIN_REPORT, report)
+    run_id = track(pipeline, report, params, len(train))
+    write_json(RUN_INFO, {"run_id": run_id})
+    print(f"train: {report['estimator']}, CV ROC AUC {report['cv']['roc_auc']['mean']:.4f}")
+    print(f"train: MLflow run {run_id}")
+
+
+if __name__ == "__main__":
+    main()
