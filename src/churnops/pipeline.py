@@ -31,8 +31,8 @@ def repro(args: list[str]) -> int:
     return code
 
 
-def main() -> None:
-    sys.exit(repro(sys.argv[1:]))
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(repro(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import joblib
@@ -38,16 +39,19 @@ def fit(train: pd.DataFrame, params: dict[str, Any]) -> tuple[Pipeline, dict[str
     return pipeline, {"estimator": estimator, "hyperparams": hyperparams, "cv": cv}
 
 
-def track(pipeline: Pipeline, report: dict[str, Any], params: dict[str, Any], rows: int) -> str:
-    """Record the run in MLflow: params, CV metrics, lineage and the sklearn model."""
+def track(
+    pipeline: Pipeline, report: dict[str, Any], params: dict[str, Any], rows: int
+) -> dict[str, str]:
+    """Record the run in MLflow (params, CV metrics, lineage, the sklearn model); its identity."""
     mlflow = tracking.configure()
+    commit = lineage.git_commit()
     with mlflow.start_run() as run:
         mlflow.log_params({"estimator": report["estimator"], **report["hyperparams"]})
         mlflow.log_params({"cv_folds": params["train"]["cv_folds"], "seed": params["base"]["seed"]})
         mlflow.log_metrics(tracking.flat_metrics(report["cv"], "cv."))
         mlflow.set_tags(
             {
-                "git_commit": lineage.git_commit(),
+                "git_commit": commit,
                 "data_hash": lineage.data_hash(),
                 "params_hash": lineage.params_hash(params),
                 "train_rows": rows,
@@ -59,7 +63,12 @@ def track(pipeline: Pipeline, report: dict[str, Any], params: dict[str, Any], ro
             serialization_format="cloudpickle",
             pip_requirements=["scikit-learn==1.9.*", "pandas==3.1.*", "cloudpickle"],
         )
-        return run.info.run_id
+        started = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+        return {
+            "mlflow_run_id": run.info.run_id,
+            "trained_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "trained_from_commit": commit,
+        }
 
 
 def main() -> None:
@@ -68,10 +77,10 @@ def main() -> None:
     pipeline, report = fit(train, params)
     joblib.dump(pipeline, PIPELINE)
     write_json(TRAIN_REPORT, report)
-    run_id = track(pipeline, report, params, len(train))
-    write_json(RUN_INFO, {"run_id": run_id})
+    run = track(pipeline, report, params, len(train))
+    write_json(RUN_INFO, run)
     print(f"train: {report['estimator']}, CV ROC AUC {report['cv']['roc_auc']['mean']:.4f}")
-    print(f"train: MLflow run {run_id}")
+    print(f"train: MLflow run {run['mlflow_run_id']}")
 
 
 if __name__ == "__main__":
