@@ -1,7 +1,8 @@
 """Stage `export`: convert the pipeline to ONNX, prove parity with sklearn, profile the data.
 
 The candidate (model, reference profile, model card) is written to build/candidate/ only
-after the parity check passes; the gate decides whether it becomes models/.
+after the parity check passes; the gate decides whether it becomes models/. Everything in
+the candidate is reproducible: the run's identity is added by the gate on release.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def to_onnx(pipeline: Pipeline, metadata: dict[str, str]) -> onnx.ModelProto:
         options={id(pipeline): {"zipmap": False}},
         target_opset=TARGET_OPSET,
     )
+    model.graph.name = "churnops"  # skl2onnx names the graph with a random UUID
     model.doc_string = "churnops: probability that a customer churns"
     onnx.helper.set_model_props(model, metadata)
     return model
@@ -126,9 +128,8 @@ def main() -> None:
     )
     card = model_card(params, metadata, read_json(METRICS), check)
     card["model_sha256"] = lineage.file_sha256(CANDIDATE_DIR / MODEL_FILE)
-    card.update(read_json(RUN_INFO))
     write_json(CANDIDATE_DIR / CARD_FILE, card)
-    with tracking.resume(card["mlflow_run_id"]) as mlflow:
+    with tracking.resume(read_json(RUN_INFO)["mlflow_run_id"]) as mlflow:
         mlflow.log_metrics({"parity.max_abs_diff": check["max_abs_diff"]})
         mlflow.set_tag("model_sha256", card["model_sha256"])
         mlflow.log_artifacts(str(CANDIDATE_DIR), artifact_path="candidate")

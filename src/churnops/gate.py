@@ -19,12 +19,12 @@ from churnops.config import (
     MODEL_FILE,
     MODELS_DIR,
     PROFILE_FILE,
+    RUN_INFO,
     load_params,
     read_json,
     write_json,
 )
 
-RELEASED_FILES = (MODEL_FILE, PROFILE_FILE, CARD_FILE)
 LOWER_IS_BETTER = frozenset(
     {
         "log_loss",
@@ -101,13 +101,21 @@ def judge(
     return rules
 
 
-def release(candidate_dir: Path, models_dir: Path, names: tuple[str, ...]) -> None:
-    """Copy candidate files into models/, each replaced atomically, in the order given."""
+def release(candidate_dir: Path, models_dir: Path, card: dict[str, Any] | None) -> None:
+    """Copy the candidate's model and profile into models/, then its card if given.
+
+    Each file is replaced atomically; the card goes last, so it never describes a model
+    that is not there yet.
+    """
     models_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:
+    for name in (MODEL_FILE, PROFILE_FILE):
         staged = models_dir / f".{name}.incoming"
         shutil.copyfile(candidate_dir / name, staged)
         os.replace(staged, models_dir / name)
+    if card is not None:
+        staged = models_dir / f".{CARD_FILE}.incoming"
+        write_json(staged, card)
+        os.replace(staged, models_dir / CARD_FILE)
 
 
 def main() -> None:
@@ -131,9 +139,10 @@ def main() -> None:
     if not passed:
         failed = sum(not r["passed"] for r in rules)
         sys.exit(f"gate: the candidate fails {failed} rule(s); models/ keeps the champion")
-    # A byte-identical model keeps the card of the run that first produced it.
+    # A byte-identical model keeps the card of the run that first produced it; a new one
+    # gets the candidate's card plus the identity of the run that trained it.
     same_model = champion is not None and champion["model_sha256"] == candidate["model_sha256"]
-    release(CANDIDATE_DIR, MODELS_DIR, RELEASED_FILES[:2] if same_model else RELEASED_FILES)
+    release(CANDIDATE_DIR, MODELS_DIR, None if same_model else candidate | read_json(RUN_INFO))
     print(f"gate: passed; models/ holds {candidate['model_sha256'][:12]}")
 
 

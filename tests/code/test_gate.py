@@ -1,0 +1,74 @@
+"""The gate's rules: floors, ceilings, parity and no regression against the champion."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from churnops import gate
+
+CFG = {
+    "floors": {"roc_auc": 0.8},
+    "ceilings": {"brier": 0.2, "demographic_parity_difference": 0.3},
+    "max_regression": {"roc_auc": 0.01, "demographic_parity_difference": 0.02},
+}
+CARD = {
+    "model_sha256": "a" * 64,
+    "metrics": {"roc_auc": 0.85, "brier": 0.14, "demographic_parity_difference": 0.2},
+    "parity": {"max_abs_diff": 1e-7, "label_agreement": 1.0},
+}
+
+
+def _failed(candidate: dict, champion: dict | None) -> list[str]:
+    return [r["rule"] for r in gate.judge(candidate, champion, CFG, 1e-4) if not r["passed"]]
+
+
+def _with(**metrics: float) -> dict:
+    card = copy.deepcopy(CARD)
+    card["metrics"].update(metrics)
+    return card
+
+
+def test_good_candidate_without_champion_passes() -> None:
+    rules = gate.judge(CARD, None, CFG, 1e-4)
+    assert all(r["passed"] for r in rules)
+    assert any("no champion yet" in r["reason"] for r in rules)
+
+
+def test_floor_and_ceiling_failures_are_named() -> None:
+    assert _failed(_with(roc_auc=0.79), None) == ["roc_auc >= 0.8"]
+    assert _failed(_with(brier=0.25), None) == ["brier <= 0.2"]
+
+
+def test_parity_failure() -> None:
+    card = copy.deepcopy(CARD)
+    card["parity"] = {"max_abs_diff": 0.01, "label_agreement": 0.999}
+    assert _failed(card, None) == ["parity.max_abs_diff <= 0.0001", "parity.label_agreement >= 1"]
+
+
+def test_regression_respects_direction_and_tolerance() -> None:
+    champion = _with(roc_auc=0.86, demographic_parity_difference=0.15)
+    # 0.85 is within 0.01 of 0.86; a fairness gap of 0.2 is 0.05 worse than 0.15.
+    failed = _failed(CARD, champion)
+    assert failed == ["demographic_parity_difference <= champion 0.1500 + 0.02"]
+    assert "roc_auc >= champion" in _failed(_with(roc_auc=0.84), champion)[0]
+
+
+def test_release_keeps_the_champion_card_unless_given_one(tmp_path: Path) -> None:
+    candidate, models = tmp_path / "candidate", tmp_path / "models"
+    candidate.mkdir()
+    for name in ("model.onnx", "reference_profile.json"):
+        (candidate / name).write_text(f"new {name}")
+    models.mkdir()
+    (models / "model_card.json").write_text("champion card")
+    gate.release(candidate, models, None)
+    assert (models / "model.onnx").read_text() == "new model.onnx"
+    assert (models / "model_card.json").read_text() == "champion card"
+    gate.release(candidate, models, {"model_sha256": "b" * 64})
+    assert json.loads((models / "model_card.json").read_text()) == {"model_sha256": "b" * 64}
+    assert sorted(p.name for p in models.iterdir()) == [
+        "model.onnx",
+        "model_card.json",
+        "reference_profile.json",
+    ]

@@ -1,0 +1,166 @@
+"""The real `dvc repro` in a fresh clone: reproducible, incremental, and all-or-nothing.
+
+Tracking goes to a real `mlflow server` started for these tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.support.mlflow_server import mlflow_server
+
+VENV_BIN = str(Path(sys.executable).parent)
+WATCHED = (
+    "dvc.lock",
+    "models/model.onnx",
+    "models/reference_profile.json",
+    "models/model_card.json",
+)
+
+
+def run(clone: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=clone,
+        env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def fingerprint(clone: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((clone / name).read_bytes()).hexdigest() for name in WATCHED}
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory) -> Iterator[str]:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory, repo_root: Path, tracking_uri: str) -> Path:
+    """A fresh clone of the committed repository, with its data, after one pipeline run."""
+    path = tmp_path_factory.mktemp("clone") / "churnops"
+    subprocess.run(["git", "clone", "--quiet", str(repo_root), str(path)], check=True)
+    assert run(path, "-m", "churnops.data").returncode == 0
+    first = run(path, "-m", "churnops.pipeline", MLFLOW_TRACKING_URI=tracking_uri)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return path
+
+
+def pipeline(clone: Path, tracking_uri: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(clone, "-m", "churnops.pipeline", *args, MLFLOW_TRACKING_URI=tracking_uri)
+
+
+def git_status(clone: Path) -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_fresh_clone_reproduces_the_committed_model_and_lock(clone: Path) -> None:
+    card = yaml.safe_load((clone / "models" / "model_card.json").read_text())
+    model = hashlib.sha256((clone / "models" / "model.onnx").read_bytes()).hexdigest()
+    assert model == card["model_sha256"]
+    assert git_status(clone) == "", "dvc.lock, reports or the model card differ from the commit"
+
+
+def test_the_run_is_tracked_in_mlflow(clone: Path, tracking_uri: str) -> None:
+    client = MlflowClient(tracking_uri)
+    (run_info,) = client.search_runs(client.get_experiment_by_name("churnops").experiment_id)
+    assert run_info.data.params["estimator"] == "logistic_regression"
+    assert run_info.data.metrics["test.roc_auc"] >= 0.83
+    assert run_info.data.tags["data_hash"].endswith(".dir")
+    assert len(run_info.data.tags["git_commit"]) == 40
+    artifacts = {a.path for a in client.list_artifacts(run_info.info.run_id, "candidate")}
+    assert "candidate/model.onnx" in artifacts
+    assert client.search_logged_models([run_info.info.experiment_id])  # the sklearn pipeline
+
+
+def test_nothing_changed_reruns_nothing(clone: Path, tracking_uri: str) -> None:
+    result = pipeline(clone, tracking_uri)
+    assert result.returncode == 0
+    assert "Running stage" not in result.stdout
+    assert "Data and pipelines are up to date" in result.stdout
+
+
+def test_forced_rerun_is_byte_identical(clone: Path, tracking_uri: str) -> None:
+    before = fingerprint(clone)
+    metrics = (clone / "reports" / "metrics.json").read_bytes()
+    assert pipeline(clone, tracking_uri, "--force").returncode == 0
+    assert fingerprint(clone) == before
+    assert (clone / "reports" / "metrics.json").read_bytes() == metrics
+
+
+def _edit_params(clone: Path, edit) -> None:
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    edit(params)
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _restore(clone: Path) -> None:
+    subprocess.run(["git", "checkout", "--", "params.yaml", "reports"], cwd=clone, check=True)
+
+
+def test_failed_gate_leaves_lock_and_models_as_they_were(clone: Path, tracking_uri: str) -> None:
+    before = fingerprint(clone)
+    _edit_params(clone, lambda p: p["gate"]["floors"].update(roc_auc=0.99))
+    result = pipeline(clone, tracking_uri)
+    assert result.returncode != 0
+    assert "FAILED: roc_auc is 0.84" in result.stdout
+    assert "models/ keeps the champion" in result.stderr
+    assert fingerprint(clone) == before
+    gate = yaml.safe_load((clone / "reports" / "gate.json").read_text())
+    assert gate["passed"] is False
+    _restore(clone)
+
+
+def test_crash_mid_stage_leaves_lock_and_models_as_they_were(
+    clone: Path, tracking_uri: str
+) -> None:
+    before = fingerprint(clone)
+    _edit_params(clone, lambda p: p["train"]["hyperparams"]["logistic_regression"].update(C=-1))
+    result = pipeline(clone, tracking_uri)
+    assert result.returncode != 0
+    assert "'C' parameter of LogisticRegression must be a float in the range (0.0, inf)" in (
+        result.stderr
+    )
+    assert "dvc.lock and models/ are as they were" in result.stderr
+    assert fingerprint(clone) == before
+    assert MlflowClient(tracking_uri).search_registered_models() == []
+    _restore(clone)
+
+
+BAD_DATA = [
+    (lambda text: text.replace("Month-to-month", "Monthly", 1), "column 'contract'"),
+    (lambda text: text.replace("tenure,", "months,", 1), "missing columns ['tenure']"),
+    (lambda text: "", "is empty"),
+]
+
+
+@pytest.mark.parametrize(("corrupt", "message"), BAD_DATA)
+def test_bad_data_stops_at_validation(clone: Path, tracking_uri: str, corrupt, message) -> None:
+    snapshot = clone / "data" / "2026-11-01.csv"
+    original = snapshot.read_text()
+    before = fingerprint(clone)
+    snapshot.write_text(corrupt(original))
+    try:
+        result = pipeline(clone, tracking_uri)
+    finally:
+        snapshot.write_text(original)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Running stage 'split'" not in result.stdout
+    assert fingerprint(clone) == before
+    _restore(clone)
