@@ -1,7 +1,9 @@
 """Stage `gate`: release the candidate to models/ only if it passes every rule.
 
 Rules: absolute floors and ceilings from params.yaml, ONNX parity, and no regression
-beyond a tolerance against the champion (the model card committed in models/).
+beyond a tolerance against the baseline: the champion (the model card committed in
+models/) that the candidate would replace. A released card remembers its baseline, so
+re-gating the champion itself gives the same verdict and gate.json is a fixed point.
 """
 
 from __future__ import annotations
@@ -36,68 +38,64 @@ LOWER_IS_BETTER = frozenset(
 )
 
 
-def _rule(name: str, value: float, bound: float, passed: bool, relation: str) -> dict[str, Any]:
+def _rule(rule: str, value: float, passed: bool, bound: str) -> dict[str, Any]:
     verdict = "ok" if passed else "FAILED"
+    name = rule.split()[0]
     return {
-        "rule": f"{name} {relation} {bound:g}",
+        "rule": rule,
         "value": value,
         "passed": passed,
-        "reason": f"{verdict}: {name} is {value:.4f}, must be {relation} {bound:.4f}",
+        "reason": f"{verdict}: {name} is {value:.4f}, must be {bound}",
     }
 
 
+def _bounded(name: str, value: float, bound: float, upper: bool, label: str) -> dict[str, Any]:
+    relation = "<=" if upper else ">="
+    passed = value <= bound if upper else value >= bound
+    return _rule(f"{name} {relation} {label}", value, passed, f"{relation} {bound:.4f}")
+
+
+def baseline_of(candidate: dict[str, Any], champion: dict[str, Any] | None) -> dict | None:
+    """What the candidate must not regress against: the champion, or the champion's own
+    baseline when the candidate is the champion."""
+    if champion is None:
+        return None
+    if champion["model_sha256"] == candidate["model_sha256"]:
+        return champion.get("gated_against")
+    return {"model_sha256": champion["model_sha256"], "metrics": champion["metrics"]}
+
+
 def judge(
-    candidate: dict[str, Any],
-    champion: dict[str, Any] | None,
-    cfg: dict[str, Any],
-    parity_limit: float,
+    candidate: dict[str, Any], baseline: dict[str, Any] | None, cfg: dict, parity_limit: float
 ) -> list[dict[str, Any]]:
-    """Every rule's verdict for a candidate model card against the champion's card."""
-    metrics = candidate["metrics"]
-    rules = [_rule(n, metrics[n], b, metrics[n] >= b, ">=") for n, b in cfg["floors"].items()]
-    rules += [_rule(n, metrics[n], b, metrics[n] <= b, "<=") for n, b in cfg["ceilings"].items()]
-    parity = candidate["parity"]
+    """Every rule's verdict for a candidate model card."""
+    metrics, parity = candidate["metrics"], candidate["parity"]
+    rules = [_bounded(n, metrics[n], b, False, f"{b:g}") for n, b in cfg["floors"].items()]
+    rules += [_bounded(n, metrics[n], b, True, f"{b:g}") for n, b in cfg["ceilings"].items()]
     rules.append(
-        _rule(
-            "parity.max_abs_diff",
-            parity["max_abs_diff"],
-            parity_limit,
-            parity["max_abs_diff"] <= parity_limit,
-            "<=",
+        _bounded(
+            "parity.max_abs_diff", parity["max_abs_diff"], parity_limit, True, f"{parity_limit:g}"
         )
     )
-    rules.append(
-        _rule(
-            "parity.label_agreement",
-            parity["label_agreement"],
-            1.0,
-            parity["label_agreement"] >= 1.0,
-            ">=",
-        )
-    )
+    rules.append(_bounded("parity.label_agreement", parity["label_agreement"], 1.0, False, "1"))
     for name, tolerance in cfg["max_regression"].items():
-        if champion is None:
+        if baseline is None:
             rules.append(
-                {
-                    "rule": f"{name} vs champion",
-                    "value": metrics[name],
-                    "passed": True,
-                    "reason": "ok: no champion yet, nothing to regress against",
-                }
+                _rule(
+                    f"{name} vs champion",
+                    metrics[name],
+                    True,
+                    "no worse than a champion (none yet)",
+                )
             )
             continue
-        best = champion["metrics"][name]
-        if name in LOWER_IS_BETTER:
-            rule = _rule(
-                name, metrics[name], best + tolerance, metrics[name] <= best + tolerance, "<="
-            )
-            rule["rule"] = f"{name} <= champion {best:.4f} + {tolerance:g}"
-        else:
-            rule = _rule(
-                name, metrics[name], best - tolerance, metrics[name] >= best - tolerance, ">="
-            )
-            rule["rule"] = f"{name} >= champion {best:.4f} - {tolerance:g}"
-        rules.append(rule)
+        best = baseline["metrics"][name]
+        upper = name in LOWER_IS_BETTER
+        bound = best + tolerance if upper else best - tolerance
+        sign = "+" if upper else "-"
+        rules.append(
+            _bounded(name, metrics[name], bound, upper, f"champion {best:.4f} {sign} {tolerance:g}")
+        )
     return rules
 
 
@@ -123,14 +121,15 @@ def main() -> None:
     candidate = read_json(CANDIDATE_DIR / CARD_FILE)
     champion_card = MODELS_DIR / CARD_FILE
     champion = read_json(champion_card) if champion_card.exists() else None
-    rules = judge(candidate, champion, params["gate"], params["export"]["parity_max_abs_diff"])
+    baseline = baseline_of(candidate, champion)
+    rules = judge(candidate, baseline, params["gate"], params["export"]["parity_max_abs_diff"])
     passed = all(r["passed"] for r in rules)
     write_json(
         GATE_REPORT,
         {
             "passed": passed,
             "candidate": candidate["model_sha256"],
-            "champion": champion["model_sha256"] if champion else None,
+            "baseline": baseline["model_sha256"] if baseline else None,
             "rules": rules,
         },
     )
@@ -140,9 +139,10 @@ def main() -> None:
         failed = sum(not r["passed"] for r in rules)
         sys.exit(f"gate: the candidate fails {failed} rule(s); models/ keeps the champion")
     # A byte-identical model keeps the card of the run that first produced it; a new one
-    # gets the candidate's card plus the identity of the run that trained it.
+    # gets the candidate's card plus the run that trained it and the baseline it beat.
     same_model = champion is not None and champion["model_sha256"] == candidate["model_sha256"]
-    release(CANDIDATE_DIR, MODELS_DIR, None if same_model else candidate | read_json(RUN_INFO))
+    card = None if same_model else candidate | read_json(RUN_INFO) | {"gated_against": baseline}
+    release(CANDIDATE_DIR, MODELS_DIR, card)
     print(f"gate: passed; models/ holds {candidate['model_sha256'][:12]}")
 
 

@@ -33,18 +33,31 @@ def _with(**metrics: float) -> dict:
 def test_good_candidate_without_champion_passes() -> None:
     rules = gate.judge(CARD, None, CFG, 1e-4)
     assert all(r["passed"] for r in rules)
-    assert any("no champion yet" in r["reason"] for r in rules)
+    assert any("(none yet)" in r["reason"] for r in rules)
 
 
 def test_floor_and_ceiling_failures_are_named() -> None:
     assert _failed(_with(roc_auc=0.79), None) == ["roc_auc >= 0.8"]
     assert _failed(_with(brier=0.25), None) == ["brier <= 0.2"]
+    (rule,) = [r for r in gate.judge(_with(brier=0.25), None, CFG, 1e-4) if not r["passed"]]
+    assert rule["reason"] == "FAILED: brier is 0.2500, must be <= 0.2000"
 
 
 def test_parity_failure() -> None:
     card = copy.deepcopy(CARD)
     card["parity"] = {"max_abs_diff": 0.01, "label_agreement": 0.999}
     assert _failed(card, None) == ["parity.max_abs_diff <= 0.0001", "parity.label_agreement >= 1"]
+
+
+def test_baseline_is_the_champion_or_what_the_champion_beat() -> None:
+    champion = _with(roc_auc=0.9) | {"model_sha256": "c" * 64}
+    assert gate.baseline_of(CARD, None) is None
+    assert gate.baseline_of(CARD, champion) == {
+        "model_sha256": "c" * 64,
+        "metrics": champion["metrics"],
+    }
+    released = CARD | {"gated_against": {"model_sha256": "d" * 64, "metrics": {}}}
+    assert gate.baseline_of(CARD, released)["model_sha256"] == "d" * 64
 
 
 def test_regression_respects_direction_and_tolerance() -> None:

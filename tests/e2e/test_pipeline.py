@@ -74,6 +74,7 @@ def test_fresh_clone_reproduces_the_committed_model_and_lock(clone: Path) -> Non
     model = hashlib.sha256((clone / "models" / "model.onnx").read_bytes()).hexdigest()
     assert model == card["model_sha256"]
     assert git_status(clone) == "", "dvc.lock, reports or the model card differ from the commit"
+    assert yaml.safe_load((clone / "reports" / "gate.json").read_text())["passed"] is True
 
 
 def test_the_run_is_tracked_in_mlflow(clone: Path, tracking_uri: str) -> None:

@@ -39,8 +39,19 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
         env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(workdir)},
     )
     uri = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"mlflow server exited: {(workdir / 'mlflow-server.log').read_text()}"
+            )
+        try:
+            return httpx.get(f"{uri}/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        wait_until(lambda: httpx.get(f"{uri}/health").status_code == 200, 90, "mlflow server ready")
+        wait_until(healthy, 90, "mlflow server ready")
         yield uri
     finally:
         process.terminate()
