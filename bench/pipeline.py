@@ -1,0 +1,153 @@
+"""Benchmark: the pipeline's wall time and peak memory, stage by stage, as data grows.
+
+Runs every stage module (as DVC would) in a scratch copy of the project on the default
+data and on enlargements resampled from it, then the real `dvc repro` (forced, and with
+nothing changed) on the default data. Writes bench/RESULTS-pipeline.md.
+
+    .venv/bin/python bench/pipeline.py [--sizes 7043,100000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("validate", "split", "train", "evaluate", "export", "gate")
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed in {cwd}: {process.stderr.read().decode()[-2000:]}"
+        )
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def enlarged(base: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """`rows` customers resampled (seeded) from the base snapshot, with fresh ids."""
+    if rows == len(base):
+        return base
+    sample = base.sample(n=rows, replace=True, random_state=7).reset_index(drop=True)
+    sample["customer_id"] = range(1, rows + 1)
+    return sample
+
+
+def scratch_project(root: Path, snapshot: pd.DataFrame) -> Path:
+    project = root / f"rows-{len(snapshot)}"
+    (project / "data").mkdir(parents=True)
+    shutil.copy(REPO / "params.yaml", project / "params.yaml")
+    snapshot.to_csv(project / "data" / "2026-11-01.csv", index=False, lineterminator="\n")
+    return project
+
+
+def stage_rows(size: int, project: Path, env: dict[str, str]) -> list[tuple[str, float, float]]:
+    rows = []
+    for stage in STAGES:
+        seconds, mib = timed([sys.executable, "-m", f"churnops.{stage}"], project, env)
+        rows.append((stage, seconds, mib))
+        print(f"{size:>9} rows  {stage:<9} {seconds:8.1f} s {mib:8.0f} MiB", flush=True)
+    return rows
+
+
+def dvc_rows(root: Path, env: dict[str, str]) -> dict[str, float]:
+    clone = root / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "churnops.data"],
+        cwd=clone,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    forced, forced_mib = timed([sys.executable, "-m", "dvc", "repro", "--force"], clone, env)
+    noop, _ = timed([sys.executable, "-m", "dvc", "repro"], clone, env)
+    return {"forced": forced, "forced_mib": forced_mib, "noop": noop}
+
+
+def report(results: dict[int, list[tuple[str, float, float]]], dvc: dict[str, float]) -> str:
+    sizes = sorted(results)
+    base = {stage: seconds for stage, seconds, _ in results[sizes[0]]}
+    head = "| stage | " + " | ".join(f"{n:,} rows: s (x default), peak MiB" for n in sizes) + " |"
+    lines = [head, "|---" * (len(sizes) + 1) + "|"]
+    for i, stage in enumerate(STAGES):
+        cells = []
+        for n in sizes:
+            _, seconds, mib = results[n][i]
+            cells.append(f"{seconds:.1f} ({seconds / base[stage]:.1f}x), {mib:.0f}")
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    totals = [sum(s for _, s, _ in results[n]) for n in sizes]
+    lines.append(
+        "| **all stages** | "
+        + " | ".join(
+            f"**{t:.1f} ({t / totals[0]:.1f}x)**, {max(m for *_, m in results[n]):.0f}"
+            for t, n in zip(totals, sizes, strict=True)
+        )
+        + " |"
+    )
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return "\n".join(
+        [
+            "# Pipeline benchmark",
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}, with"
+            " `.venv/bin/python bench/pipeline.py` (`make bench-pipeline`). Each stage runs as"
+            " its own process (`python -m churnops.<stage>`, as DVC runs it) on the default data"
+            " and on"
+            " seeded resamplings of it; peak MiB is the stage process's maximum resident memory."
+            " Ratios are against the default data in the same run.",
+            "",
+            *lines,
+            "",
+            "The real `dvc repro` on the default data in a fresh clone"
+            " (MLflow in a local SQLite store):",
+            "",
+            f"- `dvc repro --force`, whole pipeline: **{dvc['forced']:.1f} s**"
+            f" (target: under 60 s), peak {dvc['forced_mib']:.0f} MiB",
+            f"- `dvc repro` with nothing changed: **{dvc['noop']:.1f} s** (target: under 3 s)",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="7043,100000,1000000")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS-pipeline.md")
+    args = parser.parse_args()
+    base = pd.read_csv(REPO / "data" / "2026-11-01.csv")
+    with tempfile.TemporaryDirectory(prefix="churnops-bench-") as tmp:
+        root = Path(tmp)
+        env = {
+            **os.environ,
+            "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        }
+        dvc = dvc_rows(root, env)
+        results = {}
+        for size in (int(s) for s in args.sizes.split(",")):
+            results[size] = stage_rows(size, scratch_project(root, enlarged(base, size)), env)
+    args.out.write_text(report(results, dvc))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
