@@ -142,7 +142,7 @@ def test_invalid_hyperparameter_is_named_and_changes_nothing(
     result = pipeline(clone, tracking_uri)
     assert result.returncode != 0
     assert "params.yaml train.hyperparams.logistic_regression is invalid" in result.stderr
-    assert "'C' parameter of LogisticRegression" in result.stderr
+    assert "The 'C' parameter" in result.stderr
     assert fingerprint(clone) == before
     _restore(clone)
 

@@ -1,0 +1,402 @@
+"""The Bento's container image, built with podman and run as the production manifest runs it.
+
+The image is built from this working tree (scripts/container/build-image.sh: the Bento, a
+locally made stand-in for its base image, `bentoml containerize --backend podman`). Each
+container is started from its Deployment in `kubectl kustomize k8s/overlays/production`,
+translated to podman's flags: the pod's user and groups, a read-only root filesystem whose
+only writable paths are the emptyDir mounts (size-limited tmpfs), no capabilities, no
+privilege escalation, the memory and CPU limits, env, command, working directory, the
+named port (published on 127.0.0.1 only), the probes' paths and budgets and the grace
+period. So the manifest and the image are checked against each other by running them.
+What is mocked: the cluster itself (podman stands in for the kubelet) and the retrain
+trigger's GitHub token (a dummy file in place of the Secret; GitHub is never called).
+
+Where podman cannot run containers these tests fail and say why: they never pass silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from churnops import config, data, schema
+from churnops.predictor import Predictor
+from tests.support import k8s
+from tests.support.net import free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+OVERLAY = Path("k8s/overlays/production")
+LOCAL_IMAGE = "localhost/churnops-service:container-test"
+BENTOML_HOME = Path("build/container/bentoml")
+CUSTOMERS = 40
+
+
+def _podman(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["podman", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def podman_env(repo_root: Path) -> dict[str, str]:
+    """Environment for podman and the build; fails, saying why, where containers can't run."""
+    env = {
+        **os.environ,
+        "PATH": f"{repo_root / '.venv' / 'bin'}:{os.environ['PATH']}",
+        "CONTAINERS_CONF": str(repo_root / "scripts" / "container" / "containers.conf"),
+        "BENTOML_HOME": str(repo_root / BENTOML_HOME),
+    }
+    if shutil.which("podman") is None:
+        pytest.fail("cannot run containers here: podman is not installed (`make setup-container`)")
+    info = _podman(env, "info", "--format", "{{.Host.OCIRuntime.Path}}")
+    if info.returncode != 0:
+        pytest.fail(f"cannot run containers here: `podman info` failed:\n{info.stderr}")
+    return env
+
+
+@dataclass
+class Image:
+    ref: str
+    bento: str
+    size_mb: float
+    build_seconds: float
+    config: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def image(repo_root: Path, podman_env: dict[str, str]) -> Image:
+    """The Bento's image built from this tree (base image and layers cached by podman)."""
+    start = time.monotonic()
+    built = subprocess.run(
+        [repo_root / "scripts" / "container" / "build-image.sh", LOCAL_IMAGE],
+        cwd=repo_root,
+        env=podman_env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert built.returncode == 0, f"image build failed:\n{built.stderr[-4000:]}"
+    seconds = time.monotonic() - start
+    inspected = json.loads(_podman(podman_env, "image", "inspect", LOCAL_IMAGE).stdout)[0]
+    return Image(
+        ref=LOCAL_IMAGE,
+        bento=built.stdout.strip().splitlines()[-1],
+        size_mb=inspected["Size"] / 1e6,
+        build_seconds=seconds,
+        config=inspected["Config"],
+    )
+
+
+@pytest.fixture(scope="session")
+def manifest(repo_root: Path) -> list[dict[str, Any]]:
+    return k8s.render(repo_root / OVERLAY)
+
+
+def _released_image(repo_root: Path) -> str:
+    """The image name the overlay's `images:` entry gives the Deployments."""
+    entry = next(
+        i
+        for i in k8s.kustomization(repo_root / OVERLAY)["images"]
+        if i["name"] == "churnops-service"
+    )
+    return entry["newName"]
+
+
+def _pod_spec(manifest: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return k8s.one(manifest, "Deployment", name)["spec"]["template"]["spec"]
+
+
+def _quantity(value: str) -> str:
+    """A Kubernetes memory quantity (256Mi) in podman's notation (256m: mebibytes)."""
+    number, unit = re.fullmatch(r"(\d+)(Ki|Mi|Gi)?", str(value)).groups()
+    return number + {"Ki": "k", "Mi": "m", "Gi": "g", None: ""}[unit]
+
+
+@dataclass
+class Container:
+    """A container started from a Deployment's container spec, published on loopback."""
+
+    name: str
+    url: str
+    spec: dict[str, Any]
+    pod: dict[str, Any]
+    start_to_ready: float
+    env: dict[str, str]
+
+    def exec(self, *command: str) -> subprocess.CompletedProcess:
+        return _podman(self.env, "exec", self.name, *command)
+
+    def logs(self) -> str:
+        done = _podman(self.env, "logs", self.name)
+        return (done.stdout + done.stderr)[-4000:]
+
+
+def podman_run_args(
+    pod: dict[str, Any], spec: dict[str, Any], image_ref: str, port: int
+) -> list[str]:
+    """`podman run` flags doing what the kubelet does with this pod and container spec,
+    running IMAGE_REF in place of the spec's image (also where env names that image)."""
+    security = {**pod.get("securityContext", {}), **spec.get("securityContext", {})}
+    args = ["--user", f"{security['runAsUser']}:{security['runAsGroup']}"]
+    if "fsGroup" in pod.get("securityContext", {}):
+        args += ["--group-add", str(pod["securityContext"]["fsGroup"])]
+    if security.get("readOnlyRootFilesystem"):
+        args += ["--read-only", "--read-only-tmpfs=false"]
+    for capability in security.get("capabilities", {}).get("drop", []):
+        args += ["--cap-drop", capability]
+    if security.get("allowPrivilegeEscalation") is False:
+        args += ["--security-opt", "no-new-privileges"]
+    limits = spec.get("resources", {}).get("limits", {})
+    if "memory" in limits:
+        args += ["--memory", _quantity(limits["memory"])]
+    if "cpu" in limits:
+        cpu = str(limits["cpu"])
+        args += ["--cpus", str(int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu))]
+    for variable in spec.get("env", []):
+        assert "value" in variable, f"env {variable['name']} comes from the cluster: not emulated"
+        value = image_ref if variable["value"] == spec["image"] else variable["value"]
+        args += ["--env", f"{variable['name']}={value}"]
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    for mount in spec.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        assert "emptyDir" in volume, f"volume {mount['name']} is not an emptyDir: mount it first"
+        size = volume["emptyDir"].get("sizeLimit")
+        tmpfs = f"type=tmpfs,destination={mount['mountPath']},tmpfs-mode=777"
+        args += ["--mount", tmpfs + (f",tmpfs-size={_quantity(size)}" if size else "")]
+    if "workingDir" in spec:
+        args += ["--workdir", spec["workingDir"]]
+    if "command" in spec:
+        args += ["--entrypoint", json.dumps(spec["command"])]
+    http = next(p for p in spec["ports"] if p["name"] == "http")
+    args += ["--publish", f"127.0.0.1:{port}:{http['containerPort']}"]
+    return [*args, image_ref, *spec.get("args", [])]
+
+
+def start_container(
+    pod: dict[str, Any],
+    spec: dict[str, Any],
+    image: Image,
+    env: dict[str, str],
+    extra: tuple[str, ...] = (),
+) -> Container:
+    """Run the container detached and wait for its readiness probe, within the probes' budget."""
+    port = free_port()
+    name = f"churnops-test-{spec['name']}-{port}"
+    run_args = podman_run_args(pod, spec, image.ref, port)
+    start = time.monotonic()
+    started = _podman(env, "run", "--detach", "--name", name, *extra, *run_args)
+    assert started.returncode == 0, f"podman run failed:\n{started.stderr}"
+    container = Container(name, f"http://127.0.0.1:{port}", spec, pod, 0.0, env)
+    startup = spec.get("startupProbe", {"failureThreshold": 30, "periodSeconds": 2})
+    budget = startup["failureThreshold"] * startup["periodSeconds"]
+    readiness = spec["readinessProbe"]["httpGet"]["path"]
+
+    def ready() -> bool:
+        state = _podman(env, "inspect", "--format", "{{.State.Running}}", name).stdout.strip()
+        if state != "true":
+            raise RuntimeError(f"container {name} exited:\n{container.logs()}")
+        try:
+            return httpx.get(container.url + readiness, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(ready, budget, f"{readiness} of {spec['name']} (the startupProbe's budget)")
+    except BaseException:
+        print(container.logs())
+        _podman(env, "rm", "--force", "--time", "0", name)
+        raise
+    container.start_to_ready = time.monotonic() - start
+    return container
+
+
+def stop_container(container: Container) -> tuple[int, float]:
+    """SIGTERM, then SIGKILL after the grace period, as the kubelet does: exit code, seconds."""
+    grace = container.pod.get("terminationGracePeriodSeconds", 30)
+    start = time.monotonic()
+    _podman(container.env, "stop", "--time", str(grace), container.name, timeout=grace + 30)
+    seconds = time.monotonic() - start
+    code = _podman(
+        container.env, "inspect", "--format", "{{.State.ExitCode}}", container.name
+    ).stdout.strip()
+    return int(code), seconds
+
+
+@pytest.fixture(scope="session")
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Write a line to the terminal even when output is captured (make test shows it)."""
+    plugins = request.config.pluginmanager
+    terminal, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(f"\n{line}")
+
+    return write
+
+
+@pytest.fixture(scope="module")
+def service(
+    image: Image,
+    manifest: list[dict[str, Any]],
+    podman_env: dict[str, str],
+    report: Callable[[str], None],
+) -> Iterator[Container]:
+    """The API container of the churnops-service Deployment, running the built image."""
+    pod = _pod_spec(manifest, "churnops-service")
+    spec = next(c for c in pod["containers"] if c["name"] == "service")
+    container = start_container(pod, spec, image, podman_env)
+    report(
+        f"container: image {image.ref} ({image.bento}) {image.size_mb:.0f} MB, built in "
+        f"{image.build_seconds:.0f} s; start to ready {container.start_to_ready:.1f} s"
+    )
+    yield container
+    _podman(podman_env, "rm", "--force", "--time", "0", container.name)
+
+
+def _metric(text: str, name: str) -> list[Any]:
+    return [
+        sample
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def test_image_runs_as_the_manifests_user_and_exposes_its_port(
+    image: Image, manifest: list[dict[str, Any]]
+) -> None:
+    pod = _pod_spec(manifest, "churnops-service")
+    spec = next(c for c in pod["containers"] if c["name"] == "service")
+    security = {**pod["securityContext"], **spec["securityContext"]}
+    # runAsNonRoot can only be verified by the kubelet when the image's USER is numeric.
+    assert image.config["User"] == f"{security['runAsUser']}:{security['runAsGroup']}"
+    assert security["runAsNonRoot"] and security["runAsUser"] != 0
+    http = next(p for p in spec["ports"] if p["name"] == "http")
+    assert f"{http['containerPort']}/tcp" in image.config["ExposedPorts"]
+    service = k8s.one(manifest, "Service", "churnops-service")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_the_deployments_run_the_released_image(
+    repo_root: Path, manifest: list[dict[str, Any]]
+) -> None:
+    """Both Deployments this file runs take their image from the overlay's `images:` entry."""
+    released = _released_image(repo_root)
+    for name in ("churnops-service", "churnops-retrain-trigger"):
+        for container in _pod_spec(manifest, name)["containers"]:
+            assert re.fullmatch(rf"{re.escape(released)}@sha256:[0-9a-f]{{64}}", container["image"])
+
+
+def test_container_is_confined_as_the_manifest_says(service: Container) -> None:
+    security = {**service.pod["securityContext"], **service.spec["securityContext"]}
+    assert service.exec("id", "-u").stdout.strip() == str(security["runAsUser"])
+    status = service.exec("cat", "/proc/1/status").stdout
+    assert re.search(r"^CapEff:\s+0+$", status, re.M), status
+    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
+    written = service.exec("touch", "/home/bentoml/bento/written")
+    assert written.returncode != 0 and "Read-only file system" in written.stderr
+
+
+def test_writable_paths_are_the_ones_the_server_uses(service: Container) -> None:
+    """Every emptyDir the manifest mounts is written by the running server (none is idle);
+    that the server runs with only these writable is shown by the other tests."""
+    for mount in service.spec["volumeMounts"]:
+        listed = service.exec("ls", "-A", mount["mountPath"])
+        assert listed.returncode == 0 and listed.stdout.strip(), f"{mount['mountPath']} unused"
+
+
+@pytest.fixture(scope="module")
+def customers(repo_root: Path) -> list[dict[str, Any]]:
+    """Real customers from the data snapshots, as a JSON request body carries them."""
+    frame = schema.features_frame(data.read_snapshots(repo_root / config.DATA_DIR))
+    frame = frame.astype({f.name: int for f in schema.FEATURES if f.kind == "binary"})
+    return json.loads(frame.head(CUSTOMERS).to_json(orient="records"))
+
+
+def test_container_scores_customers_with_the_gated_model(
+    service: Container, customers: list[dict[str, Any]], repo_root: Path
+) -> None:
+    response = httpx.post(service.url + "/predict", json={"customers": customers}, timeout=30)
+    assert response.status_code == 200, response.text
+    served = [p["churn_probability"] for p in response.json()["predictions"]]
+    columns = {f.name: [c[f.name] for c in customers] for f in schema.FEATURES}
+    expected = Predictor(repo_root / config.MODELS_DIR / config.MODEL_FILE).churn_probability(
+        columns
+    )
+    assert served == pytest.approx(expected.tolist(), abs=1e-6)
+    assert httpx.get(service.url + "/livez", timeout=5).status_code == 200
+
+
+def test_metadata_names_the_model_and_the_image_from_the_manifest(
+    service: Container, image: Image, repo_root: Path
+) -> None:
+    """The Deployment's CHURNOPS_IMAGE (set by the overlay's replacement) reaches /metadata."""
+    metadata = httpx.get(service.url + "/metadata", timeout=10).json()
+    card = config.read_json(repo_root / config.MODELS_DIR / config.CARD_FILE)
+    assert metadata["model_sha256"] == card["model_sha256"]
+    assert metadata["image"] == image.ref
+
+
+def test_container_metrics_count_the_predictions(
+    service: Container, customers: list[dict[str, Any]], repo_root: Path
+) -> None:
+    before = _metric(httpx.get(service.url + "/metrics").text, "churnops_predictions_total")
+    httpx.post(service.url + "/predict", json={"customers": customers[:5]}, timeout=30)
+    text = httpx.get(service.url + "/metrics", timeout=10).text
+    after = _metric(text, "churnops_predictions_total")
+    assert after[0].value - (before[0].value if before else 0) == 5
+    card = config.read_json(repo_root / config.MODELS_DIR / config.CARD_FILE)
+    info = _metric(text, "churnops_model_info")
+    assert info and info[0].labels["model_sha256"] == card["model_sha256"]
+
+
+def test_sigterm_stops_the_container_cleanly(
+    service: Container, report: Callable[[str], None]
+) -> None:
+    code, seconds = stop_container(service)
+    logs = service.logs()
+    assert code == 0, f"exit code {code} after SIGTERM:\n{logs}"
+    grace = service.pod["terminationGracePeriodSeconds"]
+    assert seconds < grace, f"took {seconds:.1f} s, the grace period is {grace} s"
+    assert "Traceback" not in logs, logs
+    report(f"container: SIGTERM to exit {seconds:.1f} s (exit code {code})")
+
+
+def test_retrain_trigger_container_runs_from_the_same_image(
+    image: Image,
+    manifest: list[dict[str, Any]],
+    podman_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The trigger Deployment runs `python -m churnops.retrain_trigger` from the same image;
+    its GitHub token Secret is a dummy file here (GitHub is never called)."""
+    pod = _pod_spec(manifest, "churnops-retrain-trigger")
+    spec = dict(next(c for c in pod["containers"] if c["name"] == "trigger"))
+    (secret := tmp_path / "github").mkdir()
+    (secret / "token").write_text("dummy-token-for-the-container-test\n")
+    (secret / "token").chmod(0o444)
+    mounts = [m for m in spec["volumeMounts"] if m["name"] != "github-token"]
+    token_mount = next(m for m in spec["volumeMounts"] if m["name"] == "github-token")
+    spec["volumeMounts"] = mounts
+    bind = ("--volume", f"{secret}:{token_mount['mountPath']}:ro")
+    container = start_container(pod, spec, image, podman_env, extra=bind)
+    try:
+        assert "churnops_retrain_trigger_" in httpx.get(container.url + "/metrics", timeout=5).text
+        code, seconds = stop_container(container)
+        assert code == 0, f"exit code {code} after SIGTERM ({seconds:.0f} s):\n{container.logs()}"
+    finally:
+        _podman(podman_env, "rm", "--force", "--time", "0", container.name)
