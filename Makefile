@@ -33,9 +33,9 @@ data: install ## Get data/ as data.dvc records it (DVC remote, else rebuilt from
 pipeline: data ## Run the DVC pipeline: validate, split, train, evaluate, export, gate
 	$(PY) -m churnops.pipeline
 
-run: pipeline ## Fresh machine to a gated model (install, data, pipeline)
+run: pipeline serve ## Fresh machine to a served model (install, data, pipeline, serve on $PORT)
 
-test: data $(TEST_SETUP) ## Everything CI runs: lint and every test tier
+test: pipeline $(TEST_SETUP) ## Everything CI runs: lint and every test tier
 	$(MAKE) lint
 	$(PY) -m pytest tests
 

@@ -8,9 +8,10 @@ a change here and in params.yaml.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
+if TYPE_CHECKING:  # serving imports this module and must not need pandas
+    import pandas as pd
 
 Kind = Literal["binary", "numeric", "categorical"]
 
@@ -113,6 +114,8 @@ SENSITIVE_FEATURES: tuple[str, ...] = ("female", "senior_citizen")
 
 def features_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The model's input columns with the dtypes the pipeline was trained on."""
+    import pandas as pd
+
     out = pd.DataFrame(index=df.index)
     for name in NUMERIC_FEATURES:
         out[name] = df[name].astype("float64")

@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from churnops import schema
 from churnops.data import snapshot_paths
 from churnops.ui.client import ApiClient, score_frame
-from tests.e2e.serving.conftest import Server, start_server, stop_server
+from tests.support.bento_server import Server, start_server, stop_server
 from tests.support.net import free_port, wait_until
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ import pandas as pd
 from prometheus_client.parser import text_string_to_metric_families
 
 from churnops import schema
-from churnops.score import _records as customer_records  # the rows as JSON customers
+from churnops.score import customer_records
 
 DEFAULT_API_URL = "http://localhost:3000"
 TIMEOUT_SECONDS = 10.0

@@ -1,0 +1,18 @@
+# Serving: the BentoML service over the gated ONNX model (docs/serving.md).
+
+TEST_SETUP += setup-serving
+BENCH += bench-serving
+
+.PHONY: serve bento bench-serving setup-serving
+
+serve: install ## Serve models/ with BentoML on $PORT (default 3000): /predict /metadata /metrics
+	$(VENV)/bin/bentoml serve churnops.service:Churnops --host 0.0.0.0 --port $(PORT)
+
+bento: install ## Import models/ into the BentoML model store and build the Bento (prints its tag)
+	$(VENV)/bin/churnops bento
+
+setup-serving: install ## Tools for the serving tests and benchmark (wrk)
+	scripts/apt-install wrk
+
+bench-serving: setup-serving ## Throughput and p99 vs bare Starlette and `mlflow models serve`; startup, memory, deploy time
+	$(PY) bench/serving.py

@@ -1,0 +1,160 @@
+"""The prediction request: its model, derived from the schema module, and its validation.
+
+One pydantic type gives three things that must agree: the checks on every request,
+the error messages (which name the field and say what was expected), and the JSON
+schema in the OpenAPI document. The type is built once; a request is validated
+straight from its bytes (into plain dicts: TypedDicts validate faster than models)
+and comes out as the per-feature columns the predictor takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from churnops import schema
+
+MAX_ERRORS_LISTED = 20
+# Bytes allowed per customer in a body: a customer is about 600 bytes of compact JSON,
+# so this leaves room for pretty-printed bodies and bounds what a client can make us parse.
+BODY_BYTES_PER_CUSTOMER = 2048
+
+
+@dataclass
+class RequestRejected(Exception):
+    """A bad request: the HTTP status, a metrics reason and a message naming the field."""
+
+    status: int
+    reason: str
+    message: str
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"error": self.reason, "message": self.message}
+        if self.errors:
+            payload["errors"] = self.errors
+        return payload
+
+
+def _field_type(feature: schema.Feature) -> Any:
+    """The pydantic type of one feature: its allowed values, or its type and range."""
+    if feature.is_categorical:
+        kind: Any = Literal[feature.values]  # type: ignore[valid-type]
+    elif feature.kind == "binary":
+        kind = Annotated[int, Field(strict=True, ge=feature.minimum, le=feature.maximum)]
+    else:
+        kind = Annotated[float, Field(ge=feature.minimum, le=feature.maximum, allow_inf_nan=False)]
+    return kind | None if feature.nullable else kind
+
+
+def _typed_dict(name: str, fields: dict[str, Any]) -> type:
+    typed = TypedDict(name, fields)  # type: ignore[misc]
+    typed.__pydantic_config__ = ConfigDict(extra="forbid", strict=True)  # type: ignore[attr-defined]
+    return typed
+
+
+def customer_model() -> type:
+    """One customer: exactly the schema's features, all required (nullable ones may be null)."""
+    return _typed_dict(
+        "Customer",
+        {
+            f.name: Annotated[_field_type(f), Field(description=f.description)]
+            for f in schema.FEATURES
+        },
+    )
+
+
+def request_model(max_batch: int) -> TypeAdapter:
+    """The body of POST /predict: one to `max_batch` customers."""
+    customers = Annotated[list[customer_model()], Field(min_length=1, max_length=max_batch)]  # type: ignore[misc]
+    return TypeAdapter(_typed_dict("PredictRequest", {"customers": customers}))
+
+
+def request_json_schema(model: TypeAdapter) -> dict[str, Any]:
+    """The request's JSON schema with the customer inlined (OpenAPI 3.0 has no `$defs`)."""
+    body = model.json_schema()
+    definitions = body.pop("$defs")
+    body["properties"]["customers"]["items"] = definitions["Customer"]
+    return body
+
+
+def example_customer() -> dict[str, Any]:
+    """A valid customer built from the schema (first allowed value, lowest number)."""
+    customer: dict[str, Any] = {}
+    for f in schema.FEATURES:
+        if f.is_categorical:
+            customer[f.name] = f.values[0]
+        else:
+            customer[f.name] = int(f.minimum) if f.kind == "binary" else float(f.minimum)
+    return customer
+
+
+def columns_of(customers: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Validated customers as the predictor's per-feature value lists, in order."""
+    return {name: [c[name] for c in customers] for name in schema.FEATURE_NAMES}
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """`("customers", 0, "tenure")` -> `customers[0].tenure`; the body itself is `body`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path or "body"
+
+
+def _rejection(error: ValidationError) -> RequestRejected:
+    details = error.errors(include_url=False, include_input=False)
+    first = details[0]
+    if first["type"] == "json_invalid":
+        return RequestRejected(400, "invalid_json", f"body is not valid JSON: {first['msg']}")
+    if first["type"] == "too_long" and tuple(first["loc"]) == ("customers",):
+        limit = first["ctx"]["max_length"]
+        return RequestRejected(
+            413, "too_large", f"customers: at most {limit} customers per request"
+        )
+    errors = [
+        {"field": field_path(d["loc"]), "message": d["msg"], "type": d["type"]}
+        for d in details[:MAX_ERRORS_LISTED]
+    ]
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    message = f"{errors[0]['field']}: {errors[0]['message']}{more}"
+    return RequestRejected(422, "validation", message, errors)
+
+
+class RequestParser:
+    """Validates POST /predict bodies and turns them into the predictor's columns."""
+
+    def __init__(self, max_batch: int) -> None:
+        self.max_batch = max_batch
+        self.max_body_bytes = max_batch * BODY_BYTES_PER_CUSTOMER
+        self.model = request_model(max_batch)
+
+    def check_content_type(self, content_type: str | None) -> None:
+        media_type = (content_type or "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise RequestRejected(
+                415,
+                "unsupported_media_type",
+                f"content-type must be application/json, got {content_type or 'none'!r}",
+            )
+
+    def check_length(self, length: int) -> None:
+        if length > self.max_body_bytes:
+            raise RequestRejected(
+                413, "too_large", f"body: at most {self.max_body_bytes} bytes, got {length}"
+            )
+
+    def columns(self, body: bytes) -> dict[str, list[Any]]:
+        """Per-feature value lists, in request order, of a valid body; RequestRejected if not."""
+        if not body.strip():
+            raise RequestRejected(400, "empty_body", 'body is empty: send {"customers": [...]}')
+        self.check_length(len(body))
+        try:
+            customers = self.model.validate_json(body)["customers"]
+        except ValidationError as error:
+            raise _rejection(error) from None
+        return columns_of(customers)
