@@ -6,12 +6,14 @@ Tracking goes to a real `mlflow server` started for these tests.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -169,14 +171,41 @@ def test_crash_mid_stage_leaves_lock_and_models_as_they_were(
     assert MlflowClient(tracking_uri).search_registered_models() == []
 
 
+def _frame_edit(edit):
+    """A corruption of the snapshot's CSV text made through pandas."""
+
+    def corrupt(text: str) -> str:
+        frame = pd.read_csv(io.StringIO(text))
+        edit(frame)
+        return frame.to_csv(index=False, lineterminator="\n")
+
+    return corrupt
+
+
 BAD_DATA = [
-    (lambda text: text.replace("Month-to-month", "Monthly", 1), "column 'contract'"),
-    (lambda text: text.replace("tenure,", "months,", 1), "missing columns ['tenure']"),
+    (_frame_edit(lambda f: f.drop(columns="tenure", inplace=True)), "missing columns ['tenure']"),
+    (
+        _frame_edit(lambda f: f.__setitem__("tenure", f["tenure"].astype(str) + "m")),
+        "column 'tenure': expect_column_values_to_be_in_type_list",
+    ),
+    (
+        _frame_edit(lambda f: f.loc.__setitem__((0, "contract"), "Monthly")),
+        "column 'contract': expect_column_values_to_be_in_set",
+    ),
     (lambda text: "", "is empty"),
+    (
+        _frame_edit(lambda f: f.__setitem__("monthly_charges", None)),
+        "column 'monthly_charges': expect_column_values_to_not_be_null",
+    ),
+    (
+        _frame_edit(lambda f: f.__setitem__("churn", f["churn"].map({"Yes": 1, "No": 0}))),
+        "column 'churn': expect_column_values_to_be_in_set",
+    ),
 ]
+IDS = ["missing-column", "wrong-type", "unknown-category", "empty-file", "all-null", "bad-target"]
 
 
-@pytest.mark.parametrize(("corrupt", "message"), BAD_DATA)
+@pytest.mark.parametrize(("corrupt", "message"), BAD_DATA, ids=IDS)
 def test_bad_data_stops_at_validation(clone: Path, tracking_uri: str, corrupt, message) -> None:
     snapshot = clone / "data" / "2026-11-01.csv"
     original = snapshot.read_text()
