@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from churnops.data import snapshot_paths
 from churnops.ui.client import ApiClient, score_frame
 from tests.support.bento_server import Server, start_server, stop_server
 from tests.support.net import free_port, wait_until
+from tests.support.processes import stop_group
 
 pytestmark = pytest.mark.slow
 
@@ -85,13 +85,7 @@ def start_app(repo_root: Path, api_url: str, log: Path) -> App:
 
 
 def stop_app(app: App) -> None:
-    if app.process.poll() is None:
-        os.killpg(app.process.pid, signal.SIGTERM)
-        try:
-            app.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(app.process.pid, signal.SIGKILL)
-            app.process.wait()
+    stop_group(app.process, timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.net import free_port, wait_until
+from tests.support.processes import stop_group
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 90
@@ -77,10 +77,4 @@ def start_server(target: str, log: Path, cwd: Path, env: dict[str, str] | None =
 
 def stop_server(server: Server) -> None:
     server.client.close()
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
+    stop_group(server.process, timeout=30)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -13,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.net import free_port, wait_until
+from tests.support.processes import stop_group
 
 
 @contextmanager
@@ -61,9 +60,4 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
             wait_until(lambda: answers(search), 240, "mlflow server's store ready")
             yield uri
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            stop_group(server, timeout=20)
