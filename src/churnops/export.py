@@ -57,7 +57,12 @@ def to_onnx(pipeline: Pipeline, metadata: dict[str, str]) -> onnx.ModelProto:
         options={id(pipeline): {"zipmap": False}},
         target_opset=TARGET_OPSET,
     )
-    model.graph.name = "churnops"  # skl2onnx names the graph with a random UUID
+    # skl2onnx names the graph with a random UUID and lists opsets in set order (which
+    # varies with PYTHONHASHSEED): fix both so the same pipeline gives the same bytes.
+    model.graph.name = "churnops"
+    opsets = sorted(model.opset_import, key=lambda opset: opset.domain)
+    del model.opset_import[:]
+    model.opset_import.extend(opsets)
     model.doc_string = "churnops: probability that a customer churns"
     onnx.helper.set_model_props(model, metadata)
     return model
