@@ -10,7 +10,7 @@ import pandas as pd
 from fairlearn.metrics import demographic_parity_difference, equal_opportunity_difference
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
-from sklearn.model_selection import StratifiedKFold, learning_curve
+from sklearn.model_selection import learning_curve
 from sklearn.pipeline import Pipeline
 
 from churnops import schema, tracking
@@ -25,7 +25,7 @@ from churnops.config import (
     read_json,
     write_json,
 )
-from churnops.model import build_pipeline
+from churnops.model import folds_from_params, pipeline_from_params
 
 
 def _round(value: float) -> float:
@@ -110,15 +110,12 @@ def plot_data(
 
 def learning_curve_rows(train: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, float]]:
     """ROC AUC on growing shares of the training split: does more data still help?"""
-    cfg, seed = params["train"], params["base"]["seed"]
-    estimator = cfg["estimator"]
-    pipeline = build_pipeline(estimator, cfg["hyperparams"].get(estimator, {}), seed)
     sizes, train_scores, valid_scores = learning_curve(
-        pipeline,
+        pipeline_from_params(params),
         schema.features_frame(train),
         schema.labels(train),
         train_sizes=np.linspace(0.1, 1.0, params["evaluate"]["learning_curve_points"]),
-        cv=StratifiedKFold(n_splits=cfg["cv_folds"], shuffle=True, random_state=seed),
+        cv=folds_from_params(params),
         scoring="roc_auc",
     )
     return [

@@ -11,6 +11,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -52,3 +53,22 @@ def build_pipeline(estimator: str, hyperparams: dict[str, Any], seed: int) -> Pi
     )
     model = ESTIMATORS[estimator](random_state=seed, **hyperparams)
     return Pipeline([("preprocess", preprocess), ("classifier", model)])
+
+
+def hyperparams_of(params: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters params.yaml gives the chosen estimator."""
+    cfg = params["train"]
+    return cfg["hyperparams"].get(cfg["estimator"], {})
+
+
+def pipeline_from_params(params: dict[str, Any]) -> Pipeline:
+    """The unfitted pipeline that params.yaml describes."""
+    return build_pipeline(
+        params["train"]["estimator"], hyperparams_of(params), params["base"]["seed"]
+    )
+
+
+def folds_from_params(params: dict[str, Any]) -> StratifiedKFold:
+    """The seeded, stratified cross-validation folds that params.yaml describes."""
+    seed = params["base"]["seed"]
+    return StratifiedKFold(n_splits=params["train"]["cv_folds"], shuffle=True, random_state=seed)

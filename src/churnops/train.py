@@ -9,29 +9,25 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, cross_validate
+from sklearn.model_selection import cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from churnops import lineage, schema, tracking
 from churnops.config import PIPELINE, RUN_INFO, TRAIN_REPORT, TRAIN_SET, load_params, write_json
-from churnops.model import build_pipeline
+from churnops.model import folds_from_params, hyperparams_of, pipeline_from_params
 
 CV_SCORING = ("roc_auc", "average_precision", "f1", "neg_log_loss")
 
 
 def fit(train: pd.DataFrame, params: dict[str, Any]) -> tuple[Pipeline, dict[str, Any]]:
     """Cross-validate then fit on the whole training split; returns the model and CV scores."""
-    cfg, seed = params["train"], params["base"]["seed"]
-    estimator = cfg["estimator"]
-    hyperparams = cfg["hyperparams"].get(estimator, {})
     X, y = schema.features_frame(train), schema.labels(train)
-    folds = StratifiedKFold(n_splits=cfg["cv_folds"], shuffle=True, random_state=seed)
     scores = cross_validate(
-        build_pipeline(estimator, hyperparams, seed),
+        pipeline_from_params(params),
         X,
         y,
-        cv=folds,
+        cv=folds_from_params(params),
         scoring=CV_SCORING,
         error_score="raise",
     )
@@ -42,8 +38,9 @@ def fit(train: pd.DataFrame, params: dict[str, Any]) -> tuple[Pipeline, dict[str
         }
         for name in CV_SCORING
     }
-    pipeline = build_pipeline(estimator, hyperparams, seed).fit(X, y)
-    return pipeline, {"estimator": estimator, "hyperparams": hyperparams, "cv": cv}
+    pipeline = pipeline_from_params(params).fit(X, y)
+    report = {"estimator": params["train"]["estimator"], "hyperparams": hyperparams_of(params)}
+    return pipeline, report | {"cv": cv}
 
 
 def track(
