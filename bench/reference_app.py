@@ -8,6 +8,7 @@ Run: CHURNOPS_MODEL_DIR=models uvicorn --app-dir bench reference_app:app --port 
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from starlette.routing import Route
 from churnops import schema
 from churnops.predictor import Predictor
 
+VALUES = operator.itemgetter(*schema.FEATURE_NAMES)
+
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -31,7 +34,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 async def predict(request: Request) -> Response:
     customers = orjson.loads(await request.body())["customers"]
-    columns = {name: [c[name] for c in customers] for name in schema.FEATURE_NAMES}
+    rows = map(VALUES, customers)
+    columns = dict(zip(schema.FEATURE_NAMES, zip(*rows, strict=True), strict=True))
     probabilities = request.app.state.predictor.churn_probability(columns).tolist()
     body = {"predictions": [{"churn_probability": p} for p in probabilities]}
     return Response(orjson.dumps(body), media_type="application/json")

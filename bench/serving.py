@@ -52,8 +52,8 @@ from tests.support.net import free_port, wait_until  # noqa: E402
 
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "RESULTS-serving.md"
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 CONNECTIONS = 16
 SCORING_ROWS = 100_000
 
@@ -318,7 +318,7 @@ def profile(server: Server, body: bytes) -> list[tuple[float, str]]:
             }:
                 samples[frame] = samples.get(frame, 0) + int(count)
     interesting = re.compile(
-        r"middleware|Middleware|predict|Predictor|Session.run|observe|RequestParser|"
+        r"middleware|Middleware|predict|Predictor|Session.run|observe|RequestParser|decode|"
         r"validate|h11|httptools|H11|HttpTools|solve_dependencies|write"
     )
     ranked = sorted(
@@ -371,7 +371,7 @@ def main() -> None:
                         wrk(server, body)
                     )
         memory = {"reference": reference.worker_rss_mb(), "churnops": churnops.worker_rss_mb()}
-        hot = profile(churnops, one)
+        hot = {label: profile(churnops, body) for label, body in bodies.items()}
         startup = churnops.started_in
     finally:
         reference.stop()
@@ -485,16 +485,16 @@ def write_results(results, memory, startup, deploy, batch, hot, load_before, loa
         f"call on the same rows in memory: {batch['onnx_rows_per_s']:,.0f} rows/s; ratio "
         f"{batch['ratio']:.2f}.",
     ]
-    if hot:
+    for label, frames in hot.items():
         lines += [
             "",
-            "## Where the churnops worker's time goes (py-spy, 1 customer per request)",
+            f"## Where the churnops worker's time goes (py-spy, {label} per request)",
             "",
             "Share of the worker's samples in which the frame is on the stack (frames overlap).",
             "",
             "| share | frame |",
             "|---:|---|",
-            *(f"| {share:.1f}% | `{frame}` |" for share, frame in hot),
+            *(f"| {share:.1f}% | `{frame}` |" for share, frame in frames),
         ]
     RESULTS.write_text("\n".join(lines) + "\n")
 

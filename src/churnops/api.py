@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,14 +124,14 @@ class ModelServer:
         )
 
     async def answer(
-        self, content_type: str | None, content_length: str | None, chunks: AsyncIterator[bytes]
+        self, content_type: str | None, content_length: str | None, receive: Receive
     ) -> tuple[int, bytes]:
         """(status, JSON body) of POST /predict; every outcome is counted and timed."""
         metrics = self.metrics
         started = time.perf_counter()
         try:
             self.parser.check_content_type(content_type)
-            body = await read_body(self.parser, content_length, chunks)
+            body = await read_body(self.parser, content_length, receive)
             status, answer = 200, self.predict(self.parser.columns(body))
         except RequestRejected as problem:
             metrics.rejected.labels(problem.reason).inc()
@@ -142,31 +142,26 @@ class ModelServer:
             logger.exception("prediction failed")
             metrics.internal_errors.inc()
             status, answer = 500, INTERNAL_ERROR
-        metrics.duration.labels(str(status)).observe(time.perf_counter() - started)
+        metrics.observe_request(status, time.perf_counter() - started)
         return status, answer
 
 
-async def read_body(
-    parser: RequestParser, declared: str | None, chunks: AsyncIterator[bytes]
-) -> bytes:
+async def read_body(parser: RequestParser, declared: str | None, receive: Receive) -> bytes:
     """The body, refusing early (413) when it is declared or turns out larger than allowed."""
     if declared is not None and declared.isdigit():
         parser.check_length(int(declared))
-    body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        parser.check_length(len(body))
-    return bytes(body)
-
-
-async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
-        yield message.get("body", b"")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        parser.check_length(size)
+        chunks.append(chunk)
         if not message.get("more_body", False):
-            return
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class PredictEndpoint:
@@ -199,7 +194,7 @@ class PredictEndpoint:
             status, body = await server.answer(
                 content_type.decode("latin-1") if content_type is not None else None,
                 content_length.decode("latin-1") if content_length is not None else None,
-                _body_chunks(receive),
+                receive,
             )
         except ClientDisconnect:
             return
@@ -304,7 +299,7 @@ def add_routes(app: FastAPI, server: ModelServer) -> None:
         status, body = await server.answer(
             request.headers.get("content-type"),
             request.headers.get("content-length"),
-            request.stream(),
+            request.receive,
         )
         return Response(body, status, media_type=JSON)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from itertools import chain
+from itertools import chain, compress
 from typing import Any
 
 import numpy as np
@@ -162,29 +162,40 @@ class ServingMetrics:
             k: self.group_predictions.labels(k[0], str(k[1])) for k in groups
         }
         self._group_churn = {k: self.group_churn.labels(k[0], str(k[1])) for k in groups}
+        self._durations: dict[int, Any] = {}
         self.registry = registry
 
     def observe_predictions(
         self, columns: Mapping[str, Sequence[Any]], probabilities: Sequence[float]
     ) -> None:
         """Count a scored batch, feed the drift window, and refresh drift when it is due."""
-        self.predictions.inc(len(probabilities))
+        scored = len(probabilities)
+        self.predictions.inc(scored)
         observe_all(self.churn_probability, probabilities)
         churned = [p >= self.decision_threshold for p in probabilities]
-        for feature in schema.SENSITIVE_FEATURES:
-            scored, churners = [0, 0], [0, 0]
-            for group, churn in zip(columns[feature], churned, strict=True):
-                scored[group] += 1
-                churners[group] += churn
-            for group in (0, 1):
-                if scored[group]:
-                    self._group_predictions[feature, group].inc(scored[group])
-                    self._group_churn[feature, group].inc(churners[group])
-        self.window.add(columns, len(probabilities))
+        churners = sum(churned)
+        for feature in schema.SENSITIVE_FEATURES:  # binary: groups 0 and 1
+            group = columns[feature]
+            in_one, churners_in_one = sum(group), sum(compress(churned, group))
+            self._count_group(feature, 0, scored - in_one, churners - churners_in_one)
+            self._count_group(feature, 1, in_one, churners_in_one)
+        self.window.add(columns, scored)
         now = time.monotonic()
         if now - self._refreshed_at >= self.refresh_seconds:
             self._refreshed_at = now
             self.refresh_drift()
+
+    def _count_group(self, feature: str, group: int, scored: int, churners: int) -> None:
+        if scored:
+            self._group_predictions[feature, group].inc(scored)
+            self._group_churn[feature, group].inc(churners)
+
+    def observe_request(self, status: int, seconds: float) -> None:
+        """Time one answered POST /predict under its HTTP status."""
+        duration = self._durations.get(status)
+        if duration is None:
+            duration = self._durations[status] = self.duration.labels(str(status))
+        duration.observe(seconds)
 
     def refresh_drift(self) -> dict[str, float]:
         """Recompute every feature's PSI and the drift verdict; the PSI per feature."""

@@ -18,12 +18,11 @@ from churnops import schema
 def feed(columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
     """onnxruntime inputs, one (n, 1) array per feature: float32 numbers, strings for categories.
 
-    Missing numbers (None) become NaN, which the model's imputer fills.
+    Missing numbers (None) become NaN (numpy converts them), which the model's imputer fills.
     """
     inputs: dict[str, np.ndarray] = {}
     for name in schema.NUMERIC_FEATURES:
-        values = [np.nan if v is None else v for v in columns[name]]
-        inputs[name] = np.asarray(values, dtype=np.float32).reshape(-1, 1)
+        inputs[name] = np.asarray(columns[name], dtype=np.float32).reshape(-1, 1)
     for name in schema.CATEGORICAL_FEATURES:
         inputs[name] = np.asarray(columns[name], dtype=object).reshape(-1, 1)
     return inputs

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import bentoml
 
-from churnops import api
+from churnops import api, bentoml_timeout
 
 MODEL_NAME = "churnops-model"
+
+bentoml_timeout.apply()
 
 app = api.new_app()
 

@@ -45,13 +45,21 @@ def _server(predictor: object) -> ModelServer:
     )
 
 
-async def _chunks(*parts: bytes):
-    for part in parts:
-        yield part
+def _receive(*parts: bytes):
+    """An ASGI receive that delivers the body in `parts`."""
+    messages = [
+        {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+        for i, part in enumerate(parts)
+    ]
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    return receive
 
 
 def _answer(server: ModelServer, body: bytes) -> tuple[int, bytes]:
-    return asyncio.run(server.answer("application/json", str(len(body)), _chunks(body)))
+    return asyncio.run(server.answer("application/json", str(len(body)), _receive(body)))
 
 
 def test_internal_fault_is_a_generic_500_and_counted() -> None:
@@ -73,11 +81,11 @@ def test_body_chunks_are_joined_and_a_declared_oversize_is_refused_unread() -> N
     server = _server(HalfPredictor())
     body = httpx.Request("POST", "/", json={"customers": [example_customer()] * 2}).content
     status, answer = asyncio.run(
-        server.answer("application/json", None, _chunks(body[:10], body[10:]))
+        server.answer("application/json", None, _receive(body[:10], body[10:]))
     )
     assert status == 200 and len(httpx.Response(200, content=answer).json()["predictions"]) == 2
     huge = str(server.parser.max_body_bytes + 1)
-    status, _ = asyncio.run(server.answer("application/json", huge, _chunks(b"{")))
+    status, _ = asyncio.run(server.answer("application/json", huge, _receive(b"{")))
     assert status == 413
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from churnops import schema
 from churnops.request_model import (
@@ -102,3 +105,113 @@ def test_many_errors_are_listed_up_to_a_limit() -> None:
 def test_field_path_reads_like_the_json() -> None:
     assert field_path(("customers", 3, "tenure")) == "customers[3].tenure"
     assert field_path(()) == "body"
+
+
+def _valid_value(feature: schema.Feature) -> st.SearchStrategy:
+    if feature.is_categorical:
+        return st.sampled_from(feature.values)
+    if feature.kind == "binary":
+        return st.integers(int(feature.minimum), int(feature.maximum))
+    low, high = feature.minimum, feature.maximum
+    numbers = st.floats(low, high) | st.integers(int(low), int(high))
+    return numbers | st.none() if feature.nullable else numbers
+
+
+def _edges(feature: schema.Feature) -> list:
+    """Values at and just beyond a feature's limits, as ints and floats, or near-miss categories."""
+    if feature.is_categorical:
+        return [v.lower() for v in feature.values] + [f"{feature.values[0]} "]
+    low, high = feature.minimum, feature.maximum
+    edges = [low, high, low - 1, high + 1, math.nextafter(low, -math.inf)]
+    return [*edges, math.nextafter(high, math.inf), *map(int, edges)]
+
+
+ODD = [None, True, False, 2**63, -0.0, 0.5, 1e308, "", "1", "Yes", "DSL", [], [0], {}]
+ODD_VALUES = (
+    st.sampled_from(ODD) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=3)
+)
+
+
+NAMES = [*schema.FEATURE_NAMES, "extra"]
+
+
+def _any_value(name: str) -> st.SearchStrategy:
+    feature = schema.BY_NAME.get(name)
+    return (
+        ODD_VALUES
+        if feature is None
+        else ODD_VALUES | st.sampled_from(_edges(feature)) | _valid_value(feature)
+    )
+
+
+def _customers(size: int) -> st.SearchStrategy[list[list[tuple]]]:
+    customer = st.fixed_dictionaries({f.name: _valid_value(f) for f in schema.FEATURES})
+    return st.lists(customer.map(lambda c: list(c.items())), min_size=size, max_size=size)
+
+
+@st.composite
+def _body_json(draw: st.DrawFn) -> bytes:
+    """A body, often valid; else with fields changed, dropped, repeated or added, or bad framing."""
+    size = draw(st.sampled_from([0, parser.max_batch + 1]) | st.integers(1, parser.max_batch))
+    customers = draw(_customers(size))
+    for _ in range(draw(st.integers(0, 2)) if customers else 0):
+        pairs = draw(st.sampled_from(customers))
+        if not pairs:
+            break
+        index = draw(st.integers(0, len(pairs) - 1))
+        change = draw(st.sampled_from(["value", "drop", "add"]))
+        name = pairs[index][0] if change == "value" else draw(st.sampled_from(NAMES))
+        value = draw(_any_value(name))
+        if change == "drop":
+            del pairs[index]
+        elif change == "add":
+            pairs.insert(index, (name, value))
+        else:
+            pairs[index] = (name, value)
+    objects = [
+        "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in p) + "}" for p in customers
+    ]
+    extra = draw(st.sampled_from(["", "", ',"extra":1', ',"customers":[]']))
+    return ('{"customers":[' + ",".join(objects) + "]" + extra + "}").encode()
+
+
+def _typed(columns: dict | None) -> dict | None:
+    if columns is None:
+        return None
+    return {name: [(type(v), v) for v in values] for name, values in columns.items()}
+
+
+def _repeats_a_key(body: bytes) -> bool:
+    repeated = []
+    json.loads(body, object_pairs_hook=lambda pairs: repeated.append(len(pairs) > len(dict(pairs))))
+    return any(repeated)
+
+
+def _assert_agree(body: bytes) -> None:
+    """msgspec only accepts what pydantic accepts, and all of it but bodies repeating a key.
+
+    (msgspec checks each occurrence of a repeated key, pydantic only the last: such a
+    body goes to pydantic, which decides.)
+    """
+    try:
+        explained = parser.explained_columns(body)
+    except RequestRejected:
+        explained = None
+    quick = parser.quick_columns(body)
+    if quick is not None or not _repeats_a_key(body):
+        assert _typed(quick) == _typed(explained), body
+
+
+@pytest.mark.parametrize("feature", schema.FEATURES, ids=lambda f: f.name)
+def test_msgspec_and_pydantic_agree_on_each_field_at_its_limits(feature) -> None:
+    customer = example_customer()
+    for value in [*_edges(feature), *ODD]:
+        _assert_agree(_body({**customer, feature.name: value}))
+    _assert_agree(_body({k: v for k, v in customer.items() if k != feature.name}))
+    _assert_agree(_body({**customer, f"{feature.name}_": customer[feature.name]}))
+
+
+@settings(max_examples=600, deadline=None)
+@given(_body_json())
+def test_msgspec_and_pydantic_agree_on_generated_bodies(body: bytes) -> None:
+    _assert_agree(body)
