@@ -68,15 +68,22 @@ def _struct_field_type(feature: schema.Feature) -> Any:
     return kind | None if feature.nullable else kind
 
 
-def request_decoder(max_batch: int) -> msgspec.json.Decoder:
-    """Decodes and validates a POST /predict body into structs, as `request_model` does."""
-    customer = msgspec.defstruct(
+def customer_struct() -> type[msgspec.Struct]:
+    """One customer as msgspec checks it, with the same rules as `customer_model`."""
+    return msgspec.defstruct(
         "Customer",
         [(f.name, _struct_field_type(f)) for f in schema.FEATURES],
         forbid_unknown_fields=True,
         gc=False,  # holds only numbers and strings
     )
-    customers = Annotated[list[customer], msgspec.Meta(min_length=1, max_length=max_batch)]
+
+
+def request_decoder(max_batch: int) -> msgspec.json.Decoder:
+    """Decodes and validates a POST /predict body into structs, as `request_model` does."""
+    customers = Annotated[
+        list[customer_struct()],  # type: ignore[misc]
+        msgspec.Meta(min_length=1, max_length=max_batch),
+    ]
     body = msgspec.defstruct(
         "PredictRequest", [("customers", customers)], forbid_unknown_fields=True
     )

@@ -9,12 +9,12 @@ the customer id when the input has one, then churn_probability and churn.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pandas as pd
 import pyarrow.parquet as pq
 from pydantic import TypeAdapter, ValidationError
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from churnops import schema
 from churnops.config import CARD_FILE, MODEL_FILE, MODELS_DIR, read_json
 from churnops.predictor import Predictor
-from churnops.request_model import columns_of, customer_model, field_path
+from churnops.request_model import customer_model, customer_struct, field_path
 
 CHUNK_ROWS = 10_000
 
@@ -46,51 +46,58 @@ def count_rows(path: Path) -> int | None:
 BINARY = frozenset(f.name for f in schema.FEATURES if f.kind == "binary")
 
 
-def customer_records(chunk: pd.DataFrame) -> list[dict[str, Any]]:
-    """Feature values as a JSON request would give them: NaN as null, 0/1 flags as integers.
+def customer_columns(chunk: pd.DataFrame) -> dict[str, list[Any]]:
+    """Feature values as a JSON request would give them: missing as None, 0/1 flags as ints.
 
     (A flag column with a gap in it is read as floats; its 0.0/1.0 are still flags.)
     """
-    records = chunk[list(schema.FEATURE_NAMES)].to_dict("records")
-    for record in records:
-        for name, value in record.items():
-            if isinstance(value, float):
-                if math.isnan(value):
-                    record[name] = None
-                elif name in BINARY and value.is_integer():
-                    record[name] = int(value)
-    return records
+    columns: dict[str, list[Any]] = {}
+    for name in schema.FEATURE_NAMES:
+        values, missing = chunk[name].tolist(), chunk[name].isna().tolist()
+        if name in BINARY:
+            values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
+        columns[name] = [None if gap else v for v, gap in zip(values, missing, strict=True)]
+    return columns
+
+
+def records_of(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Per-feature columns as one dict per customer, in row order."""
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def customer_records(chunk: pd.DataFrame) -> list[dict[str, Any]]:
+    return records_of(customer_columns(chunk))
 
 
 class Scorer:
-    """Validates and scores chunks of customers; counts what it scored and rejected."""
+    """Validates and scores chunks of customers; counts what it scored and rejected.
+
+    A chunk is checked by msgspec, the API's quick path; only a chunk with an invalid
+    row goes through pydantic, which gives each bad row its reason.
+    """
 
     def __init__(self, model_dir: Path) -> None:
         self.predictor = Predictor(model_dir / MODEL_FILE)
         self.threshold = float(read_json(model_dir / CARD_FILE).get("decision_threshold", 0.5))
         self.customers = TypeAdapter(list[customer_model()])  # type: ignore[misc]
+        self.quick = list[customer_struct()]  # type: ignore[misc]
 
     def score(self, chunk: pd.DataFrame, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(scored rows, rejected rows with `row` and `reason`) of one chunk."""
         missing = [name for name in schema.FEATURE_NAMES if name not in chunk.columns]
         if missing:
             raise ValueError(f"input has no column(s) {', '.join(missing)}")
-        records = customer_records(chunk)
-        reasons: dict[int, str] = {}
-        try:
-            customers = self.customers.validate_python(records)
-        except ValidationError as error:
-            for detail in error.errors(include_url=False, include_input=False):
-                index, *field = detail["loc"]
-                reasons.setdefault(int(index), f"{field_path(field)}: {detail['msg']}")
-            kept = [r for i, r in enumerate(records) if i not in reasons]
-            customers = self.customers.validate_python(kept)
+        columns = customer_columns(chunk)
+        records = records_of(columns)
+        reasons = {} if self._all_valid(records) else self._reasons(records)
         good = [i for i in range(len(records)) if i not in reasons]
+        if reasons:
+            columns = {name: [values[i] for i in good] for name, values in columns.items()}
         scored = pd.DataFrame(index=chunk.index[good])
         if schema.ID_COLUMN in chunk.columns:
             scored[schema.ID_COLUMN] = chunk[schema.ID_COLUMN].iloc[good].to_numpy()
-        if customers:
-            probabilities = self.predictor.churn_probability(columns_of(customers))
+        if good:
+            probabilities = self.predictor.churn_probability(columns)
             scored["churn_probability"] = probabilities
             scored["churn"] = probabilities >= self.threshold
         bad = sorted(reasons)
@@ -98,6 +105,24 @@ class Scorer:
         rejects.insert(0, "reason", [reasons[i] for i in bad])
         rejects.insert(0, "row", [first_row + i for i in bad])
         return scored, rejects
+
+    def _all_valid(self, records: list[dict[str, Any]]) -> bool:
+        try:
+            msgspec.convert(records, self.quick)
+        except msgspec.ValidationError:
+            return False
+        return True
+
+    def _reasons(self, records: list[dict[str, Any]]) -> dict[int, str]:
+        """The first problem of each invalid record, by its index (pydantic's message)."""
+        reasons: dict[int, str] = {}
+        try:
+            self.customers.validate_python(records)
+        except ValidationError as error:
+            for detail in error.errors(include_url=False, include_input=False):
+                index, *field = detail["loc"]
+                reasons.setdefault(int(index), f"{field_path(field)}: {detail['msg']}")
+        return reasons
 
 
 def write(frame: pd.DataFrame, path: Path) -> None:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from churnops import schema
 from churnops.request_model import (
     RequestParser,
     RequestRejected,
+    customer_model,
+    customer_struct,
     example_customer,
     field_path,
     request_json_schema,
@@ -200,6 +205,22 @@ def _assert_agree(body: bytes) -> None:
     quick = parser.quick_columns(body)
     if quick is not None or not _repeats_a_key(body):
         assert _typed(quick) == _typed(explained), body
+    customers = json.loads(body)["customers"]
+    if customers:  # `churnops score` checks records (no JSON, no batch limit) the same way
+        quick_records = _passes(lambda c: msgspec.convert(c, STRUCTS), customers)
+        assert quick_records == _passes(RECORDS.validate_python, customers), body
+
+
+RECORDS = TypeAdapter(list[customer_model()])
+STRUCTS = list[customer_struct()]
+
+
+def _passes(check: Callable[[list], object], customers: list) -> bool:
+    try:
+        check(customers)
+    except (msgspec.ValidationError, ValidationError):
+        return False
+    return True
 
 
 @pytest.mark.parametrize("feature", schema.FEATURES, ids=lambda f: f.name)

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from churnops.ui.client import KEEP_ALIVE
 from tests.support.net import free_port, wait_until
 from tests.support.processes import stop_group
 
@@ -56,7 +57,7 @@ def start_server(target: str, log: Path, cwd: Path, env: dict[str, str] | None =
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=url, timeout=30)
+    client = httpx.Client(base_url=url, timeout=30, limits=KEEP_ALIVE)
 
     def ready() -> bool:
         if process.poll() is not None:

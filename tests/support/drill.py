@@ -35,6 +35,7 @@ from churnops import data, schema
 from churnops.config import load_params
 from churnops.monitoring import ServingMetrics
 from churnops.retrain_trigger import DRIFT_ALERT, TriggerConfig
+from churnops.ui.client import KEEP_ALIVE
 from tests.support.github_standin import GitHubStandIn
 from tests.support.net import free_port, wait_until
 
@@ -321,7 +322,7 @@ def running_loop(repo_root: Path, workdir: Path, timing: Timing = Timing()) -> I
             ],
         },
     )
-    with GitHubStandIn() as github, httpx.Client(timeout=10) as client:
+    with GitHubStandIn() as github, httpx.Client(timeout=10, limits=KEEP_ALIVE) as client:
         try:
             processes.start(
                 "service",

@@ -90,13 +90,19 @@ def _message(response: httpx.Response) -> str:
         return response.text[:200] or response.reason_phrase
 
 
+# The API's server (uvicorn under BentoML) closes a connection idle for 5 s. A client that
+# keeps idle connections as long (httpx's default) now and then sends a request on one the
+# server is closing, and gets "Server disconnected without sending a response".
+KEEP_ALIVE = httpx.Limits(keepalive_expiry=2.0)
+
+
 class ApiClient:
     """Calls the churn API at `base_url`; raises ApiError with a plain message on failure."""
 
     def __init__(self, base_url: str, timeout: float = TIMEOUT_SECONDS) -> None:
         self.base_url = base_url
         self.timeout = timeout
-        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, limits=KEEP_ALIVE)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
