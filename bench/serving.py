@@ -486,6 +486,8 @@ def write_results(results, memory, startup, deploy, batch, hot, load_before, loa
         f"{batch['ratio']:.2f}.",
     ]
     for label, frames in hot.items():
+        if not frames:  # py-spy is not installed
+            continue
         lines += [
             "",
             f"## Where the churnops worker's time goes (py-spy, {label} per request)",

@@ -6,8 +6,11 @@ cancels it, so a worker serving N requests/s carries N x timeout pending timers
 heap, and every timer still fires, uselessly, `timeout` seconds later. Measured on a
 single-customer /predict: about 70 us of the worker's ~550 us of CPU per request
 (docs/serving.md). The fixed `__call__` below is BentoML's (Apache-2.0) with the timer
-cancelled once the request is done; nothing else changes. service.py applies it to the
-pinned BentoML only; tests/code/test_bentoml_timeout.py fails once BentoML fixes it.
+cancelled once the request is done, and with the wait ended when the app finishes
+without answering. BentoML's waits out the full timeout then: after a client
+disconnects, or when the app raises before answering, and in that case it returns
+without the error, whose traceback is lost. service.py applies the fix to the pinned
+BentoML only; tests/code/test_bentoml_timeout.py fails once BentoML fixes the timer.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from bentoml._internal.server.http import traffic
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-logger = logging.getLogger("churnops.service")
+logger = logging.getLogger(__name__)
 
-FIXED_VERSION = "1.4.40"
+PATCHED_FOR_BENTOML = "1.4.40"
+BENTOML_CALL = traffic.TimeoutMiddleware.__call__  # what `apply` replaces
 
 
 async def _call(
@@ -41,6 +45,7 @@ async def _call(
         await send(message)
 
     fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
+    fut.add_done_callback(lambda _: waiter.done() or waiter.set_result(None))
     try:
         await waiter
     except TimeoutError:
@@ -55,11 +60,11 @@ async def _call(
 
 def apply() -> bool:
     """Install the fix if BentoML is the version it was written for; whether it was."""
-    if bentoml.__version__ != FIXED_VERSION:
+    if bentoml.__version__ != PATCHED_FOR_BENTOML:
         logger.warning(
             "BentoML %s, not %s: its TimeoutMiddleware is left as it is",
             bentoml.__version__,
-            FIXED_VERSION,
+            PATCHED_FOR_BENTOML,
         )
         return False
     traffic.TimeoutMiddleware.__call__ = _call  # type: ignore[method-assign]

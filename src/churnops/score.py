@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from pydantic import TypeAdapter, ValidationError
@@ -31,7 +32,10 @@ CHUNK_ROWS = 10_000
 def read_chunks(path: Path, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """The input in chunks of `rows` rows (CSV or Parquet, by extension)."""
     if path.suffix == ".parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        file = pq.ParquetFile(path)
+        if file.metadata.num_rows == 0:  # one empty chunk, as pandas reads an empty CSV
+            yield file.read().to_pandas()
+        for batch in file.iter_batches(batch_size=rows):
             yield batch.to_pandas()
     elif path.suffix == ".csv":
         yield from pd.read_csv(path, chunksize=rows)
@@ -54,6 +58,8 @@ def customer_columns(chunk: pd.DataFrame) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {}
     for name in schema.FEATURE_NAMES:
         values, missing = chunk[name].tolist(), chunk[name].isna().tolist()
+        if chunk[name].dtype == object:  # may hold numpy scalars: make them Python values
+            values = [v.item() if isinstance(v, np.generic) else v for v in values]
         if name in BINARY:
             values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
         columns[name] = [None if gap else v for v, gap in zip(values, missing, strict=True)]
@@ -66,6 +72,7 @@ def records_of(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def customer_records(chunk: pd.DataFrame) -> list[dict[str, Any]]:
+    """The chunk's customers as JSON request bodies carry them, one dict each."""
     return records_of(customer_columns(chunk))
 
 
@@ -80,7 +87,7 @@ class Scorer:
         self.predictor = Predictor(model_dir / MODEL_FILE)
         self.threshold = float(read_json(model_dir / CARD_FILE).get("decision_threshold", 0.5))
         self.customers = TypeAdapter(list[customer_model()])  # type: ignore[misc]
-        self.quick = list[customer_struct()]  # type: ignore[misc]
+        self.customer_structs = list[customer_struct()]  # type: ignore[misc]
 
     def score(self, chunk: pd.DataFrame, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(scored rows, rejected rows with `row` and `reason`) of one chunk."""
@@ -108,7 +115,7 @@ class Scorer:
 
     def _all_valid(self, records: list[dict[str, Any]]) -> bool:
         try:
-            msgspec.convert(records, self.quick)
+            msgspec.convert(records, self.customer_structs)
         except msgspec.ValidationError:
             return False
         return True

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from bentoml._internal.server.http import traffic
 
 from churnops import bentoml_timeout
 
-STOCK = traffic.TimeoutMiddleware.__call__
 SCOPE = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
 
 
@@ -43,8 +43,7 @@ async def _run(call, app, timeout: float) -> tuple[list[dict], list[asyncio.Time
 
 def test_bentomls_own_middleware_leaves_its_timer_armed() -> None:
     """Why the fix exists; when this fails, BentoML has fixed it and the fix can go."""
-    assert STOCK is not bentoml_timeout._call
-    sent, timers = asyncio.run(_run(STOCK, _fast_app, timeout=30))
+    sent, timers = asyncio.run(_run(bentoml_timeout.BENTOML_CALL, _fast_app, timeout=30))
     assert sent[0]["status"] == 200
     assert len(timers) == 1 and not timers[0].cancelled()
 
@@ -72,7 +71,19 @@ def test_fixed_middleware_still_answers_504_and_cancels_a_slow_request() -> None
     assert cancelled == [True]
 
 
+def test_fixed_middleware_passes_on_an_early_error_at_once_where_bentomls_swallows_it() -> None:
+    async def failing_app(scope, receive, send) -> None:
+        raise RuntimeError("failed before answering")
+
+    with pytest.raises(RuntimeError, match="failed before answering"):
+        asyncio.run(_run(bentoml_timeout._call, failing_app, timeout=30))
+    began = time.monotonic()
+    sent, _ = asyncio.run(_run(bentoml_timeout.BENTOML_CALL, failing_app, timeout=0.2))
+    assert sent == [] and time.monotonic() - began >= 0.2  # no answer, no error, after 0.2 s
+
+
 def test_apply_installs_the_fix_on_the_pinned_bentoml(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(traffic.TimeoutMiddleware, "__call__", STOCK)  # undone after the test
+    # undone after the test
+    monkeypatch.setattr(traffic.TimeoutMiddleware, "__call__", bentoml_timeout.BENTOML_CALL)
     assert bentoml_timeout.apply()
     assert traffic.TimeoutMiddleware.__call__ is bentoml_timeout._call

@@ -93,7 +93,8 @@ def _message(response: httpx.Response) -> str:
 # The API's server (uvicorn under BentoML) closes a connection idle for 5 s. A client that
 # keeps idle connections as long (httpx's default) now and then sends a request on one the
 # server is closing, and gets "Server disconnected without sending a response".
-KEEP_ALIVE = httpx.Limits(keepalive_expiry=2.0)
+# (The connection limits are httpx's defaults.)
+KEEP_ALIVE = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
 
 
 class ApiClient:
