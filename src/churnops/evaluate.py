@@ -7,7 +7,6 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import demographic_parity_difference, equal_opportunity_difference
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 from sklearn.model_selection import learning_curve
@@ -18,33 +17,13 @@ from churnops.config import (
     METRICS,
     PIPELINE,
     PLOTS_DIR,
-    RUN_INFO,
     TEST_SET,
     TRAIN_SET,
     load_params,
-    read_json,
     write_json,
 )
 from churnops.model import folds_from_params, pipeline_from_params
-
-
-def _round(value: float) -> float:
-    return round(float(value), 6)
-
-
-def quality(y_true: np.ndarray, probability: np.ndarray, threshold: float) -> dict[str, float]:
-    """Ranking, classification (at the decision threshold) and calibration metrics."""
-    predicted = (probability >= threshold).astype(int)
-    return {
-        "roc_auc": _round(skm.roc_auc_score(y_true, probability)),
-        "pr_auc": _round(skm.average_precision_score(y_true, probability)),
-        "f1": _round(skm.f1_score(y_true, predicted, zero_division=0)),
-        "precision": _round(skm.precision_score(y_true, predicted, zero_division=0)),
-        "recall": _round(skm.recall_score(y_true, predicted, zero_division=0)),
-        "accuracy": _round(skm.accuracy_score(y_true, predicted)),
-        "log_loss": _round(skm.log_loss(y_true, probability, labels=[0, 1])),
-        "brier": _round(skm.brier_score_loss(y_true, probability)),
-    }
+from churnops.quality import fairness, quality, rounded
 
 
 def diagnose(train_auc: float, test_auc: float, overfit_gap: float, underfit_floor: float) -> dict:
@@ -59,27 +38,7 @@ def diagnose(train_auc: float, test_auc: float, overfit_gap: float, underfit_flo
     else:
         diagnosis = "good fit"
         advice = "train and test agree"
-    return {"overfit_gap": _round(gap), "diagnosis": diagnosis, "advice": advice}
-
-
-def fairness(test: pd.DataFrame, y_true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
-    """Demographic parity and equal opportunity differences per sensitive feature."""
-    groups: dict[str, Any] = {}
-    for feature in schema.SENSITIVE_FEATURES:
-        sensitive = test[feature].to_numpy()
-        groups[feature] = {
-            "demographic_parity_difference": _round(
-                demographic_parity_difference(y_true, predicted, sensitive_features=sensitive)
-            ),
-            "equal_opportunity_difference": _round(
-                equal_opportunity_difference(y_true, predicted, sensitive_features=sensitive)
-            ),
-        }
-    worst = {
-        name: max(g[name] for g in groups.values())
-        for name in ("demographic_parity_difference", "equal_opportunity_difference")
-    }
-    return {**worst, "by_feature": groups}
+    return {"overfit_gap": rounded(gap), "diagnosis": diagnosis, "advice": advice}
 
 
 def plot_data(
@@ -92,9 +51,9 @@ def plot_data(
     predicted = (probability >= threshold).astype(int)
     label = np.array(schema.TARGET_VALUES)
     return {
-        "roc": [{"fpr": _round(f), "tpr": _round(t)} for f, t in zip(fpr, tpr, strict=True)],
+        "roc": [{"fpr": rounded(f), "tpr": rounded(t)} for f, t in zip(fpr, tpr, strict=True)],
         "precision_recall": [
-            {"recall": _round(r), "precision": _round(p)}
+            {"recall": rounded(r), "precision": rounded(p)}
             for r, p in zip(recall, precision, strict=True)
         ],
         "confusion": [
@@ -102,7 +61,7 @@ def plot_data(
             for a, p in zip(label[y_true], label[predicted], strict=True)
         ],
         "calibration": [
-            {"mean_predicted": _round(m), "fraction_churned": _round(o)}
+            {"mean_predicted": rounded(m), "fraction_churned": rounded(o)}
             for m, o in zip(predicted_mean, observed, strict=True)
         ],
     }
@@ -119,7 +78,7 @@ def learning_curve_rows(train: pd.DataFrame, params: dict[str, Any]) -> list[dic
         scoring="roc_auc",
     )
     return [
-        {"train_rows": int(n), "train_roc_auc": _round(t), "validation_roc_auc": _round(v)}
+        {"train_rows": int(n), "train_roc_auc": rounded(t), "validation_roc_auc": rounded(v)}
         for n, t, v in zip(sizes, train_scores.mean(axis=1), valid_scores.mean(axis=1), strict=True)
     ]
 
@@ -160,7 +119,7 @@ def main() -> None:
     write_json(METRICS, report)
     for name, rows in plots.items():
         write_json(PLOTS_DIR / f"{name}.json", rows)
-    with tracking.resume(read_json(RUN_INFO)["mlflow_run_id"]) as mlflow:
+    with tracking.resume_training_run() as mlflow:
         mlflow.log_metrics(tracking.flat_metrics(report))
         mlflow.set_tag("fit_diagnosis", report["fit"]["diagnosis"])
         mlflow.log_artifacts(str(PLOTS_DIR), artifact_path="plots")

@@ -2,14 +2,15 @@
 
 The candidate (model, reference profile, model card) is written to build/candidate/ only
 after the parity check passes; the gate decides whether it becomes models/. Everything in
-the candidate is reproducible: the run's identity is added by the gate on release.
+the candidate is reproducible: the gate adds the run's identity to the card.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,6 @@ from churnops.config import (
     MODEL_FILE,
     PIPELINE,
     PROFILE_FILE,
-    RUN_INFO,
     TEST_SET,
     TRAIN_SET,
     load_params,
@@ -70,10 +70,8 @@ def to_onnx(pipeline: Pipeline, metadata: dict[str, str]) -> onnx.ModelProto:
 
 def parity(pipeline: Pipeline, predictor: Predictor, test: pd.DataFrame, threshold: float) -> dict:
     """Compare sklearn and onnxruntime on every test customer."""
-    features = schema.features_frame(test)
-    expected = pipeline.predict_proba(features)[:, 1]
-    columns = {name: features[name].tolist() for name in schema.FEATURE_NAMES}
-    actual = predictor.churn_probability(columns)
+    expected = pipeline.predict_proba(schema.features_frame(test))[:, 1]
+    actual = predictor.churn_probability(schema.feature_columns(test))
     return {
         "rows": len(test),
         "max_abs_diff": float(np.max(np.abs(expected - actual))),
@@ -96,47 +94,88 @@ def model_card(
     }
 
 
-def main() -> None:
-    params = load_params()
-    pipeline = joblib.load(PIPELINE)
-    estimator = params["train"]["estimator"]
-    # Only what determines the model goes inside it, so its bytes are reproducible; the
-    # run's identity (MLflow run, commit, time) goes in the model card beside it.
+@dataclass(frozen=True)
+class Candidate:
+    """What export proposes to the gate: the ONNX bytes, the drift profile and the card."""
+
+    model: bytes
+    profile: dict[str, Any]
+    card: dict[str, Any]
+
+
+class ParityError(ValueError):
+    """ONNX and sklearn disagree; `check` holds the measured parity."""
+
+    def __init__(self, check: dict[str, Any], limit: float) -> None:
+        super().__init__(
+            f"ONNX and sklearn disagree on the test set: max probability difference "
+            f"{check['max_abs_diff']:.2e} (limit {limit:.0e}), label agreement "
+            f"{check['label_agreement']:.4%} (needs 100%). Choose an estimator that converts "
+            "exactly, or fix the conversion; no candidate was written."
+        )
+        self.check = check
+
+
+def export(
+    pipeline: Pipeline,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    metrics: dict[str, Any],
+    params: dict[str, Any],
+    data_hash: str,
+) -> Candidate:
+    """The candidate for a trained pipeline, or ParityError if ONNX does not match sklearn.
+
+    Only what determines the model goes inside it, so its bytes are reproducible; the
+    run's identity (MLflow run, commit, time) is added to the card by the gate.
+    """
     metadata = {
-        "estimator": estimator,
-        "data_hash": lineage.data_hash(),
+        "estimator": params["train"]["estimator"],
+        "data_hash": data_hash,
         "params_hash": lineage.params_hash(params),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / MODEL_FILE
-        onnx.save_model(to_onnx(pipeline, metadata), staged)
-        threshold = params["evaluate"]["decision_threshold"]
-        check = parity(pipeline, Predictor(staged), pd.read_parquet(TEST_SET), threshold)
-        write_json(EXPORT_REPORT, {"parity": check})
-        limit = params["export"]["parity_max_abs_diff"]
-        if check["label_agreement"] < 1.0 or check["max_abs_diff"] > limit:
-            sys.exit(
-                f"export: ONNX and sklearn disagree on the test set: max probability difference "
-                f"{check['max_abs_diff']:.2e} (limit {limit:.0e}), label agreement "
-                f"{check['label_agreement']:.4%} (needs 100%). Choose an estimator that converts "
-                "exactly, or fix the conversion; no candidate was written."
-            )
-        if CANDIDATE_DIR.exists():
-            shutil.rmtree(CANDIDATE_DIR)
-        CANDIDATE_DIR.mkdir(parents=True)
-        shutil.copyfile(staged, CANDIDATE_DIR / MODEL_FILE)
-    train = pd.read_parquet(TRAIN_SET)
-    columns = {name: train[name].tolist() for name in schema.FEATURE_NAMES}
-    write_json(
-        CANDIDATE_DIR / PROFILE_FILE,
-        drift.build_profile(columns, params["export"]["reference_bins"]),
-    )
-    card = model_card(params, metadata, read_json(METRICS), check)
-    card["model_sha256"] = lineage.file_sha256(CANDIDATE_DIR / MODEL_FILE)
-    write_json(CANDIDATE_DIR / CARD_FILE, card)
-    with tracking.resume(read_json(RUN_INFO)["mlflow_run_id"]) as mlflow:
+    model = to_onnx(pipeline, metadata).SerializeToString()
+    threshold = params["evaluate"]["decision_threshold"]
+    check = parity(pipeline, Predictor(model), test, threshold)
+    limit = params["export"]["parity_max_abs_diff"]
+    if check["label_agreement"] < 1.0 or check["max_abs_diff"] > limit:
+        raise ParityError(check, limit)
+    profile = drift.build_profile(schema.feature_columns(train), params["export"]["reference_bins"])
+    card = model_card(params, metadata, metrics, check)
+    card["model_sha256"] = hashlib.sha256(model).hexdigest()
+    return Candidate(model, profile, card)
+
+
+def write_candidate(candidate: Candidate, directory: Path) -> None:
+    """Replace `directory` with the candidate's three files."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    (directory / MODEL_FILE).write_bytes(candidate.model)
+    write_json(directory / PROFILE_FILE, candidate.profile)
+    write_json(directory / CARD_FILE, candidate.card)
+
+
+def main() -> None:
+    params = load_params()
+    try:
+        candidate = export(
+            joblib.load(PIPELINE),
+            pd.read_parquet(TRAIN_SET),
+            pd.read_parquet(TEST_SET),
+            read_json(METRICS),
+            params,
+            lineage.data_hash(),
+        )
+    except ParityError as exc:
+        write_json(EXPORT_REPORT, {"parity": exc.check})
+        sys.exit(f"export: {exc}")
+    check = candidate.card["parity"]
+    write_json(EXPORT_REPORT, {"parity": check})
+    write_candidate(candidate, CANDIDATE_DIR)
+    with tracking.resume_training_run() as mlflow:
         mlflow.log_metrics({"parity.max_abs_diff": check["max_abs_diff"]})
-        mlflow.set_tag("model_sha256", card["model_sha256"])
+        mlflow.set_tag("model_sha256", candidate.card["model_sha256"])
         mlflow.log_artifacts(str(CANDIDATE_DIR), artifact_path="candidate")
     print(
         f"export: parity on {check['rows']} customers, max |diff| {check['max_abs_diff']:.2e}, "

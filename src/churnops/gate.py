@@ -1,8 +1,8 @@
-"""Stage `gate`: release the candidate to models/ only if it passes every rule.
+"""Stage `gate`: install the candidate in models/ only if it passes every rule.
 
 Rules: absolute floors and ceilings from params.yaml, ONNX parity, and no regression
 beyond a tolerance against the baseline: the champion (the model card committed in
-models/) that the candidate would replace. A released card remembers its baseline, so
+models/) that the candidate would replace. An installed card remembers its baseline, so
 re-gating the champion itself gives the same verdict and gate.json is a fixed point.
 """
 
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from churnops import tracking
 from churnops.config import (
     CANDIDATE_DIR,
     CARD_FILE,
@@ -21,7 +22,6 @@ from churnops.config import (
     MODEL_FILE,
     MODELS_DIR,
     PROFILE_FILE,
-    RUN_INFO,
     load_params,
     read_json,
     write_json,
@@ -99,7 +99,7 @@ def judge(
     return rules
 
 
-def release(candidate_dir: Path, models_dir: Path, card: dict[str, Any] | None) -> None:
+def install(candidate_dir: Path, models_dir: Path, card: dict[str, Any] | None) -> None:
     """Copy the candidate's model and profile into models/, then its card if given.
 
     Each file is replaced atomically; the card goes last, so it never describes a model
@@ -141,8 +141,12 @@ def main() -> None:
     # A byte-identical model keeps the card of the run that first produced it; a new one
     # gets the candidate's card plus the run that trained it and the baseline it beat.
     same_model = champion is not None and champion["model_sha256"] == candidate["model_sha256"]
-    card = None if same_model else candidate | read_json(RUN_INFO) | {"gated_against": baseline}
-    release(CANDIDATE_DIR, MODELS_DIR, card)
+    if same_model:
+        card = None
+    else:
+        run = tracking.run_identity(tracking.training_run())
+        card = candidate | run | {"gated_against": baseline}
+    install(CANDIDATE_DIR, MODELS_DIR, card)
     print(f"gate: passed; models/ holds {candidate['model_sha256'][:12]}")
 
 

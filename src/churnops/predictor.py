@@ -31,12 +31,14 @@ def feed(columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
 class Predictor:
     """An ONNX churn model loaded once, scoring batches of customers."""
 
-    def __init__(self, model_path: Path) -> None:
+    def __init__(self, model: Path | bytes) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
+            model if isinstance(model, bytes) else str(model),
+            options,
+            providers=["CPUExecutionProvider"],
         )
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # serving imports this module and must not need pandas
+    from collections.abc import Iterable
+    from typing import Any
+
     import pandas as pd
 
 Kind = Literal["binary", "numeric", "categorical"]
@@ -122,6 +125,43 @@ def features_frame(df: pd.DataFrame) -> pd.DataFrame:
     for name in CATEGORICAL_FEATURES:
         out[name] = df[name].astype(object)
     return out[list(FEATURE_NAMES)]
+
+
+def require_features(columns: Iterable[str], where: str) -> None:
+    """Raise ValueError naming every feature that `where` lacks."""
+    present = set(columns)
+    missing = [name for name in FEATURE_NAMES if name not in present]
+    if missing:
+        raise ValueError(f"{where} has no column(s) {', '.join(missing)}")
+
+
+def feature_columns(df: pd.DataFrame) -> dict[str, list[Any]]:
+    """The model's inputs as one value list per feature (what the predictor takes)."""
+    features = features_frame(df)
+    return {name: features[name].tolist() for name in FEATURE_NAMES}
+
+
+def request_columns(df: pd.DataFrame) -> dict[str, list[Any]]:
+    """Feature values as a JSON request carries them: gaps as None, 0/1 flags as ints.
+
+    (A flag column with a gap in it is read as floats; its 0.0/1.0 are still flags.)
+    """
+    import numpy as np
+
+    columns: dict[str, list[Any]] = {}
+    for feature in FEATURES:
+        values, missing = df[feature.name].tolist(), df[feature.name].isna().tolist()
+        if df[feature.name].dtype == object:  # may hold numpy scalars: make them Python values
+            values = [v.item() if isinstance(v, np.generic) else v for v in values]
+        if feature.kind == "binary":
+            values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
+        columns[feature.name] = [None if gap else v for v, gap in zip(values, missing, strict=True)]
+    return columns
+
+
+def records_of(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Per-feature columns as one dict per customer, in row order."""
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def labels(df: pd.DataFrame) -> pd.Series:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import joblib
@@ -14,7 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from churnops import lineage, schema, tracking
-from churnops.config import PIPELINE, RUN_INFO, TRAIN_REPORT, TRAIN_SET, load_params, write_json
+from churnops.config import PIPELINE, TRAIN_REPORT, TRAIN_SET, load_params, write_json
 from churnops.model import folds_from_params, hyperparams_of, pipeline_from_params
 
 CV_SCORING = ("roc_auc", "average_precision", "f1", "neg_log_loss")
@@ -43,10 +42,11 @@ def fit(train: pd.DataFrame, params: dict[str, Any]) -> tuple[Pipeline, dict[str
     return pipeline, report | {"cv": cv}
 
 
-def track(
-    pipeline: Pipeline, report: dict[str, Any], params: dict[str, Any], rows: int
-) -> dict[str, str]:
-    """Record the run in MLflow (params, CV metrics, lineage, the sklearn model); its identity."""
+def track(pipeline: Pipeline, report: dict[str, Any], params: dict[str, Any], rows: int) -> str:
+    """Record the run in MLflow (params, CV metrics, lineage, the sklearn model); its id.
+
+    The run is tagged with the sha256 of build/pipeline.joblib, by which later stages find it.
+    """
     mlflow = tracking.configure()
     commit = lineage.git_commit()
     with mlflow.start_run() as run:
@@ -59,20 +59,16 @@ def track(
                 "data_hash": lineage.data_hash(),
                 "params_hash": lineage.params_hash(params),
                 "train_rows": rows,
+                tracking.PIPELINE_TAG: lineage.file_sha256(PIPELINE),
             }
         )
         mlflow.sklearn.log_model(
             pipeline,
             name="sklearn-pipeline",
             serialization_format="cloudpickle",
-            pip_requirements=["scikit-learn==1.9.*", "pandas==3.1.*", "cloudpickle"],
+            pip_requirements=lineage.pinned("scikit-learn", "pandas", "cloudpickle"),
         )
-        started = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
-        return {
-            "mlflow_run_id": run.info.run_id,
-            "trained_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "trained_from_commit": commit,
-        }
+        return run.info.run_id
 
 
 def main() -> None:
@@ -85,10 +81,9 @@ def main() -> None:
         sys.exit(f"train: params.yaml train.hyperparams.{estimator} is invalid: {exc}")
     joblib.dump(pipeline, PIPELINE)
     write_json(TRAIN_REPORT, report)
-    run = track(pipeline, report, params, len(train))
-    write_json(RUN_INFO, run)
+    run_id = track(pipeline, report, params, len(train))
     print(f"train: {report['estimator']}, CV ROC AUC {report['cv']['roc_auc']['mean']:.4f}")
-    print(f"train: MLflow run {run['mlflow_run_id']}")
+    print(f"train: MLflow run {run_id}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pandas as pd
 
 from churnops import schema
 from churnops.config import DATASET, VALIDATION_REPORT, load_params, write_json
-from churnops.data import DataError, read_snapshots
+from churnops.snapshots import DataError, read_snapshots
 
 _NUMBER_TYPES = ["int64", "int32", "float64", "float32", "Int64", "Float64"]
 

@@ -12,7 +12,7 @@ SCRIPT = """
 import sys
 from pathlib import Path
 import bentoml
-from churnops.bento import import_model
+from churnops.serving.bento import import_model
 for directory in sys.argv[1:]:
     import_model(Path(directory))
 latest = bentoml.models.get("churnops-model:latest")

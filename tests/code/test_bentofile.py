@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
+import pathspec
 import yaml
 
 
@@ -24,17 +26,22 @@ def test_python_packages_are_pinned_as_in_the_lock(repo_root: Path) -> None:
         assert locked[name].lower() == pin.lower(), f"{pin} differs from the lock"
 
 
+def _include_spec(repo_root: Path) -> pathspec.PathSpec:
+    """The bentofile's `include`, read as BentoML reads it (gitwildmatch patterns)."""
+    with warnings.catch_warnings(category=DeprecationWarning, action="ignore"):
+        return pathspec.PathSpec.from_lines("gitwildmatch", _bentofile(repo_root)["include"])
+
+
 def test_bento_includes_every_churnops_module_the_service_imports(repo_root: Path) -> None:
     code = (
-        "import sys, churnops.service; "
-        "print(' '.join(m for m in sys.modules if m.startswith('churnops')))"
+        "import sys, churnops.serving.service, churnops.retraining.trigger; "
+        "print(' '.join(m.__file__ for n, m in sys.modules.items() if n.startswith('churnops')))"
     )
     imported = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
-    included = set(_bentofile(repo_root)["include"])
-    for module in imported:
-        path = module.replace(".", "/") + ".py"
-        if module == "churnops":
-            path = "churnops/__init__.py"
-        assert path in included, f"{module} is imported by the service but not in the Bento"
+    included = _include_spec(repo_root).match_file
+    for file in imported:
+        path = Path(file).relative_to(repo_root / "src").as_posix()
+        assert included(path), f"{path} is imported by the service but not in the Bento"
+    assert not included("churnops/ui/app.py")  # the patterns do leave things out

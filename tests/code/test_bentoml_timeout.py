@@ -8,7 +8,7 @@ import time
 import pytest
 from bentoml._internal.server.http import traffic
 
-from churnops import bentoml_timeout
+from churnops.serving import bentoml_timeout
 
 SCOPE = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
 
@@ -28,7 +28,7 @@ async def _run(call, app, timeout: float) -> tuple[list[dict], list[asyncio.Time
         timers.append(call_later(*args, **kwargs))
         return timers[-1]
 
-    loop.call_later = recording_call_later  # type: ignore[method-assign]
+    loop.call_later = recording_call_later
     sent: list[dict] = []
 
     async def send(message: dict) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from churnops import schema
-from churnops.champion_eval import newest_labeled_snapshot
-from churnops.data import DataError, write_snapshot
+from churnops.retraining.champion import newest_labeled_snapshot
+from churnops.snapshots import DataError, write_snapshot
 from tests.support.frames import synthetic_snapshot
 
 

@@ -75,10 +75,10 @@ def test_release_keeps_the_champion_card_unless_given_one(tmp_path: Path) -> Non
         (candidate / name).write_text(f"new {name}")
     models.mkdir()
     (models / "model_card.json").write_text("champion card")
-    gate.release(candidate, models, None)
+    gate.install(candidate, models, None)
     assert (models / "model.onnx").read_text() == "new model.onnx"
     assert (models / "model_card.json").read_text() == "champion card"
-    gate.release(candidate, models, {"model_sha256": "b" * 64})
+    gate.install(candidate, models, {"model_sha256": "b" * 64})
     assert json.loads((models / "model_card.json").read_text()) == {"model_sha256": "b" * 64}
     assert sorted(p.name for p in models.iterdir()) == [
         "model.onnx",

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from churnops import schema
-from churnops.data import DataError, base_snapshot
-from churnops.ingest import conform, read_file, read_sql, save, synthetic_batch
+from churnops.intake.ingest import conform, read_file, read_sql, save
+from churnops.intake.synthetic import synthetic_batch
+from churnops.snapshots import DataError, base_snapshot
 
 DAY = date(2026, 11, 28)
 

@@ -8,7 +8,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from churnops import drift, schema
-from churnops.monitoring import DriftWindow, ServingMetrics, observe_all
+from churnops.serving.metrics import DriftWindow, ServingMetrics, observe_all
 
 SERVE = {"max_batch": 1000, "drift_window": 300, "drift_min_samples": 100, "psi_threshold": 0.2}
 CARD = {"model_sha256": "abc", "estimator": "logistic_regression", "decision_threshold": 0.5}
@@ -47,7 +47,9 @@ def test_window_psi_is_drift_modules_psi_of_the_same_customers() -> None:
 
 
 def _metrics() -> ServingMetrics:
-    return ServingMetrics(CARD, PROFILE, SERVE, git_commit="c0ffee", refresh_seconds=0)
+    return ServingMetrics(
+        CARD, PROFILE, SERVE, git_commit="c0ffee", decision_threshold=0.5, refresh_seconds=0
+    )
 
 
 def _sample(metrics: ServingMetrics, name: str, **labels: str) -> float:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from churnops import schema
-from churnops.request_model import (
+from churnops.serving.request_model import (
     RequestParser,
     RequestRejected,
     customer_model,

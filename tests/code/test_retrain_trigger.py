@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops.retrain_trigger import (
+from churnops.retraining.trigger import (
     EVENT_TYPE,
     RetrainTrigger,
     TriggerConfig,
@@ -190,11 +190,11 @@ def test_other_alerts_are_ignored_and_bad_bodies_rejected(running: Running):
 
 
 def test_every_decision_is_counted_and_logged(running: Running, caplog: pytest.LogCaptureFixture):
-    with caplog.at_level(logging.INFO, logger="churnops.retrain_trigger"):
+    with caplog.at_level(logging.INFO, logger="churnops.retraining.trigger"):
         running.alert(notification(drift_alert("firing", FIRST)))
         running.alert(notification(drift_alert("firing", FIRST)))
 
-    lines = [r.getMessage() for r in caplog.records if r.name == "churnops.retrain_trigger"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "churnops.retraining.trigger"]
     assert [line.split()[0] for line in lines] == ["decision=dispatched", "decision=duplicate"]
     assert "features=contract,monthly_charges" in lines[0]
     counts = running.decisions()

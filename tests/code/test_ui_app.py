@@ -15,7 +15,7 @@ from prometheus_client import generate_latest
 from streamlit.testing.v1 import AppTest
 
 from churnops import drift, schema
-from churnops.monitoring import ServingMetrics
+from churnops.serving.metrics import ServingMetrics
 from churnops.ui.client import parse_metrics
 from tests.support.net import free_port
 
@@ -97,7 +97,7 @@ def test_live_metrics_are_read_from_the_services_own_exposition():
     columns = _columns(300)
     profile = drift.build_profile(columns, bins=5)
     serve = {"drift_window": 500, "drift_min_samples": 200, "psi_threshold": 0.2}
-    metrics = ServingMetrics({"decision_threshold": 0.5}, profile, serve, git_commit="0" * 40)
+    metrics = ServingMetrics({}, profile, serve, git_commit="0" * 40, decision_threshold=0.5)
     probabilities = [(i % 10) / 10 for i in range(300)]
     metrics.observe_predictions(columns, probabilities)
 

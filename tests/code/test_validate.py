@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from churnops import validate
-from churnops.data import DataError, read_snapshots
+from churnops.snapshots import DataError, read_snapshots
 from tests.support.frames import synthetic_snapshot
 
 MIN_ROWS, MAX_NULLS = 100, 0.01

@@ -18,7 +18,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from churnops import lineage, registry
+from churnops import lineage
+from churnops.release import registry
 
 pytestmark = pytest.mark.slow
 
@@ -167,5 +168,5 @@ def test_dags_test_runs_the_pipeline_end_to_end(checkout: Path, airflow_env, art
     assert lineage.file_sha256(checkout / "models" / "model.onnx") == card["model_sha256"]
     # `register` made the released model the challenger in the copy's MLflow store.
     client = MlflowClient(f"sqlite:///{checkout / 'mlflow.db'}")
-    version = client.get_model_version_by_alias(registry.MODEL_NAME, registry.CHALLENGER)
+    version = client.get_model_version_by_alias(registry.REGISTERED_MODEL, registry.CHALLENGER)
     assert version.tags["model_sha256"] == card["model_sha256"]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops import data, lineage, schema
+from churnops import lineage, schema, snapshots
 from tests.support.net import free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -71,7 +71,7 @@ def test_evaluate_champion_records_one_result_in_file_metrics_mlflow_and_pushgat
         capture_output=True,
     )
     result = json.loads(result_file.read_text())
-    newest = data.snapshot_paths(repo_root / "data")[-1]
+    newest = snapshots.snapshot_paths(repo_root / "data")[-1]
     labeled = pd.read_csv(newest)[schema.TARGET].isin(schema.TARGET_VALUES).sum()
     roc_auc = result["quality"]["roc_auc"]
 

@@ -31,7 +31,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops import config, data, schema
+from churnops import config, schema, snapshots
 from churnops.predictor import Predictor
 from tests.support import k8s
 from tests.support.net import free_port, wait_until
@@ -322,7 +322,7 @@ def test_writable_paths_are_the_ones_the_server_uses(service: Container) -> None
 @pytest.fixture(scope="module")
 def customers(repo_root: Path) -> list[dict[str, Any]]:
     """Real customers from the data snapshots, as a JSON request body carries them."""
-    frame = schema.features_frame(data.read_snapshots(repo_root / config.DATA_DIR))
+    frame = schema.features_frame(snapshots.read_snapshots(repo_root / config.DATA_DIR))
     frame = frame.astype({f.name: int for f in schema.FEATURES if f.kind == "binary"})
     return json.loads(frame.head(CUSTOMERS).to_json(orient="records"))
 
@@ -382,7 +382,7 @@ def test_retrain_trigger_container_runs_from_the_same_image(
     podman_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    """The trigger Deployment runs `python -m churnops.retrain_trigger` from the same image;
+    """The trigger Deployment runs `python -m churnops.retraining.trigger` from the same image;
     its GitHub token Secret is a dummy file here (GitHub is never called)."""
     pod = _pod_spec(manifest, "churnops-retrain-trigger")
     spec = dict(next(c for c in pod["containers"] if c["name"] == "trigger"))

@@ -30,7 +30,7 @@ def _forget_data(clone: Path) -> None:
 
 def _rebuild(clone: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "churnops.data"], cwd=clone, capture_output=True, text=True
+        [sys.executable, "-m", "churnops.intake.fetch"], cwd=clone, capture_output=True, text=True
     )
 
 

@@ -19,7 +19,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops import champion_eval, data
+from churnops import snapshots
+from churnops.retraining import champion as champion_eval
 from tests.support.drill import (
     DRILL_BOUND_SECONDS,
     Loop,
@@ -107,7 +108,7 @@ REQUIRED = (
 
 
 def test_every_dashboard_query_names_metrics_that_are_really_exported(loop: Loop, repo_root: Path):
-    sample = customers(pd.read_csv(data.snapshot_paths(repo_root / "data")[-1]).head(5))
+    sample = customers(pd.read_csv(snapshots.snapshot_paths(repo_root / "data")[-1]).head(5))
     loop.predict(sample)
     invalid = loop.client.post(
         f"{loop.service}/predict", json={"customers": [{**sample[0], "tenure": -1}]}

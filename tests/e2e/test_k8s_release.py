@@ -68,7 +68,7 @@ def current(text: str) -> str:
     return line.split("digest:")[1].strip()
 
 
-def test_release_commits_the_digest_and_pushes_over_a_concurrent_release(clone, repo_root):
+def test_card_commits_the_digest_and_pushes_over_a_concurrent_release(clone, repo_root):
     # Someone else's release lands on origin first: ours must rebase over it, not fail.
     other = clone.parent / "other"
     git(clone.parent, "clone", "-q", "origin.git", "other")

@@ -60,14 +60,14 @@ def clone(tmp_path_factory, repo_root: Path, tracking_uri: str) -> Path:
     """A fresh clone of the committed repository, with its data, after one pipeline run."""
     path = tmp_path_factory.mktemp("clone") / "churnops"
     subprocess.run(["git", "clone", "--quiet", str(repo_root), str(path)], check=True)
-    assert run(path, "-m", "churnops.data").returncode == 0
-    first = run(path, "-m", "churnops.pipeline", MLFLOW_TRACKING_URI=tracking_uri)
+    assert run(path, "-m", "churnops.intake.fetch").returncode == 0
+    first = run(path, "-m", "churnops.repro", MLFLOW_TRACKING_URI=tracking_uri)
     assert first.returncode == 0, first.stdout + first.stderr
     return path
 
 
 def pipeline(clone: Path, tracking_uri: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run(clone, "-m", "churnops.pipeline", *args, MLFLOW_TRACKING_URI=tracking_uri)
+    return run(clone, "-m", "churnops.repro", *args, MLFLOW_TRACKING_URI=tracking_uri)
 
 
 def git_status(clone: Path) -> str:
@@ -157,7 +157,7 @@ def test_crash_mid_stage_leaves_lock_and_models_as_they_were(
     result = run(
         clone,
         "-m",
-        "churnops.pipeline",
+        "churnops.repro",
         "--force",
         "--single-item",
         "train",
@@ -220,3 +220,40 @@ def test_bad_data_stops_at_validation(clone: Path, tracking_uri: str, corrupt, m
     assert "Running stage 'split'" not in result.stdout
     assert fingerprint(clone) == before
     _restore(clone)
+
+
+def _regularization(c: float):
+    return lambda params: params["train"]["hyperparams"]["logistic_regression"].update(C=c)
+
+
+def test_a_model_restored_from_the_run_cache_names_the_run_that_trained_it(
+    clone: Path, tracking_uri: str
+) -> None:
+    """Params A -> B -> A: DVC restores A's pipeline from its run cache without training,
+    and the model card names an MLflow run that trained exactly those bytes, not B's."""
+    client = MlflowClient(tracking_uri)
+    pipeline_file = clone / "build" / "pipeline.joblib"
+    trained_a = hashlib.sha256(pipeline_file.read_bytes()).hexdigest()
+    try:
+        _edit_params(clone, _regularization(0.5))
+        to_b = pipeline(clone, tracking_uri)
+        assert to_b.returncode == 0, to_b.stdout + to_b.stderr
+        run_b = yaml.safe_load((clone / "models" / "model_card.json").read_text())
+        assert client.get_run(run_b["mlflow_run_id"]).data.params["C"] == "0.5"
+        _edit_params(clone, _regularization(1.0))
+        back = pipeline(clone, tracking_uri)
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert "Stage 'train' is cached - skipping run" in back.stdout
+        assert hashlib.sha256(pipeline_file.read_bytes()).hexdigest() == trained_a
+        card = yaml.safe_load((clone / "models" / "model_card.json").read_text())
+        named = client.get_run(card["mlflow_run_id"])
+        assert card["mlflow_run_id"] != run_b["mlflow_run_id"]
+        assert named.data.tags["pipeline_sha256"] == trained_a
+        assert named.data.params["C"] == "1.0"
+        assert "test.roc_auc" in named.data.metrics  # evaluate logged into that same run
+    finally:
+        subprocess.run(
+            ["git", "checkout", "--", "params.yaml", "reports", "models", "dvc.lock"],
+            cwd=clone,
+            check=True,
+        )

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from churnops import schema
-from churnops.data import snapshot_paths
+from churnops.snapshots import snapshot_paths
 from churnops.ui.client import ApiClient, score_frame
 from tests.support.bento_server import Server, start_server, stop_server
 from tests.support.net import free_port, wait_until
@@ -91,7 +91,7 @@ def stop_app(app: App) -> None:
 @pytest.fixture(scope="module")
 def api(repo_root: Path, artifacts_dir: Path) -> Iterator[Server]:
     server = start_server(
-        "churnops.service:Churnops",
+        "churnops.serving.service:Churnops",
         artifacts_dir / "ui-bentoml-serve.log",
         cwd=repo_root,
         env={"CHURNOPS_MODEL_DIR": str(repo_root / "models")},

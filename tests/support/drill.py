@@ -2,7 +2,7 @@
 
 The churn service (`bentoml serve`), Prometheus and Alertmanager (Debian's packages)
 loaded with the project's own rule and routing files from k8s/monitoring/, the retrain
-trigger (`python -m churnops.retrain_trigger`), and a local stand-in for GitHub's API
+trigger (`python -m churnops.retraining.trigger`), and a local stand-in for GitHub's API
 (the one mock: GitHub cannot be reached from here). Only timings are shortened: scrape
 and rule evaluation every second, the alerts' `for:` and Alertmanager's grouping waits
 to seconds (`Timing.production` keeps production's instead). `production_bound` computes
@@ -31,10 +31,10 @@ import pandas as pd
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops import data, schema
+from churnops import schema, snapshots
 from churnops.config import load_params
-from churnops.monitoring import ServingMetrics
-from churnops.retrain_trigger import DRIFT_ALERT, TriggerConfig
+from churnops.retraining.trigger import DRIFT_ALERT, TriggerConfig
+from churnops.serving.metrics import ServingMetrics
 from churnops.ui.client import KEEP_ALIVE
 from tests.support.github_standin import GitHubStandIn
 from tests.support.net import free_port, wait_until
@@ -161,7 +161,7 @@ def production_bound(repo_root: Path) -> list[tuple[str, float, str]]:
     refresh = signature(ServingMetrics).parameters["refresh_seconds"].default
     timeout = signature(TriggerConfig).parameters["timeout_seconds"].default
     return [
-        ("service recomputes drift (refresh_seconds)", refresh, "src/churnops/monitoring.py"),
+        ("service recomputes drift (refresh_seconds)", refresh, "src/churnops/serving/metrics.py"),
         ("next scrape (interval)", seconds(endpoint["interval"]), str(SERVICE_MONITOR)),
         ("scrape takes (scrapeTimeout)", seconds(endpoint["scrapeTimeout"]), str(SERVICE_MONITOR)),
         ("next rule evaluation", evaluation, "rule group interval or operator default"),
@@ -171,7 +171,7 @@ def production_bound(repo_root: Path) -> list[tuple[str, float, str]]:
             "k8s/monitoring PrometheusRule",
         ),
         ("Alertmanager group_wait", seconds(route["group_wait"]), str(ALERTMANAGER_CONFIG)),
-        ("trigger's GitHub call (timeout)", timeout, "src/churnops/retrain_trigger.py"),
+        ("trigger's GitHub call (timeout)", timeout, "src/churnops/retraining/trigger.py"),
     ]
 
 
@@ -329,7 +329,7 @@ def running_loop(repo_root: Path, workdir: Path, timing: Timing = Timing()) -> I
                 [
                     str(bin_dir / "bentoml"),
                     "serve",
-                    "churnops.service:Churnops",
+                    "churnops.serving.service:Churnops",
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -349,7 +349,7 @@ def running_loop(repo_root: Path, workdir: Path, timing: Timing = Timing()) -> I
                 [
                     sys.executable,
                     "-m",
-                    "churnops.retrain_trigger",
+                    "churnops.retraining.trigger",
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -447,7 +447,7 @@ def _send_until(
 def run_drill(loop: Loop, repo_root: Path, timing: Timing, bound_seconds: float) -> DrillResult:
     """Normal traffic, then drift; measure onset to dispatch; then check for a storm."""
     # Normal traffic is the population the model was trained on: every snapshot in data/.
-    sample = data.read_snapshots(repo_root / data.DATA_DIR).sample(n=1000, random_state=0)
+    sample = snapshots.read_snapshots(repo_root / "data").sample(n=1000, random_state=0)
     normal, shifted = customers(sample), customers(drifted(sample))
     window = int(loop.serve["drift_window"])
     calm_seconds = 6.0  # with the drill's timings, longer than `for:` and group_wait

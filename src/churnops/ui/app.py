@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from churnops import schema
-from churnops.config import GATE_REPORT, METRICS, PLOTS_DIR
+from churnops.config import GATE_REPORT, METRICS
+from churnops.ui.charts import label, pipeline_plots, plot_chart, probability_gauge, psi_chart
 from churnops.ui.client import ApiClient, ApiError, LiveMetrics, api_url, score_frame
 
 # A typical customer (the Telco data's medians) as the form's starting point; categories
@@ -59,46 +58,6 @@ CARD_METRICS = {
 }
 
 
-@dataclass(frozen=True)
-class Curve:
-    """A line chart of one file in reports/plots (the `plots:` of dvc.yaml)."""
-
-    title: str
-    x: str
-    ys: dict[str, str]  # column -> name in the legend
-    x_title: str
-    y_title: str
-
-
-CURVES = {
-    "roc.json": Curve(
-        "ROC curve", "fpr", {"tpr": "ROC"}, "False positive rate", "True positive rate"
-    ),
-    "precision_recall.json": Curve(
-        "Precision-recall", "recall", {"precision": "precision"}, "Recall", "Precision"
-    ),
-    "calibration.json": Curve(
-        "Calibration",
-        "mean_predicted",
-        {"fraction_churned": "calibration"},
-        "Mean predicted probability",
-        "Fraction churned",
-    ),
-    "learning_curve.json": Curve(
-        "Learning curve",
-        "train_rows",
-        {"train_roc_auc": "train", "validation_roc_auc": "validation"},
-        "Training rows",
-        "ROC AUC",
-    ),
-}
-CHURN_RED, STAY_GREEN, MUTED = "#d64545", "#2e9e6a", "#e6e9ef"
-
-
-def label(name: str) -> str:
-    return name.replace("_", " ").capitalize().replace(" tv", " TV")
-
-
 def form_layout() -> list[dict[str, list[schema.Feature]]]:
     """LAYOUT's columns of schema features; features LAYOUT does not place go in 'Other'."""
     placed = {name for column in LAYOUT for names in column.values() for name in names}
@@ -132,28 +91,6 @@ def feature_input(feature: schema.Feature) -> Any:
         help=feature.description + ("; leave empty if unknown" if feature.nullable else ""),
     )
     return None if value is None else float(value)
-
-
-def probability_gauge(probability: float, threshold: float | None, churn: bool) -> alt.Chart:
-    """A bar from 0 to 100% filled to the probability, with the decision threshold marked."""
-    base = alt.Chart(pd.DataFrame({"start": [0.0], "end": [1.0], "p": [probability]}))
-    scale = alt.Scale(domain=[0, 1])
-    track = base.mark_bar(color=MUTED, cornerRadius=8, height=30).encode(
-        x=alt.X("start:Q", scale=scale, axis=alt.Axis(format="%", title=None, grid=False)),
-        x2="end:Q",
-    )
-    fill = base.mark_bar(color=CHURN_RED if churn else STAY_GREEN, cornerRadius=8, height=30)
-    layers = [track, fill.encode(x="start:Q", x2="p:Q")]
-    if threshold is not None:
-        marker = alt.Chart(pd.DataFrame({"t": [threshold]}))
-        layers.append(marker.mark_tick(color="#1f2430", thickness=3, size=38).encode(x="t:Q"))
-        text_color = "white" if probability > threshold else "#1f2430"
-        layers.append(
-            marker.mark_text(align="left", dx=7, color=text_color, fontWeight="bold").encode(
-                x="t:Q", text=alt.value(f"threshold {threshold:.0%}")
-            )
-        )
-    return alt.layer(*layers).properties(height=60)
 
 
 @st.cache_resource
@@ -322,38 +259,6 @@ def reports_for(model_sha256: str | None) -> Path | None:
     return reports if gate and model_sha256 and gate.get("candidate") == model_sha256 else None
 
 
-def curve_chart(curve: Curve, rows: list[dict[str, Any]]) -> alt.Chart:
-    frame = pd.DataFrame(rows).melt(id_vars=[curve.x], value_vars=list(curve.ys), var_name="series")
-    frame["series"] = frame["series"].map(curve.ys)
-    several = len(curve.ys) > 1
-    return (
-        alt.Chart(frame, title=curve.title)
-        .mark_line(point=len(rows) <= 20, strokeWidth=2.5)
-        .encode(
-            x=alt.X(f"{curve.x}:Q", title=curve.x_title),
-            y=alt.Y("value:Q", title=curve.y_title, scale=alt.Scale(zero=not several)),
-            color=alt.Color(
-                "series:N",
-                legend=alt.Legend(orient="top", title=None) if several else None,
-            ),
-        )
-        .properties(height=260)
-    )
-
-
-def confusion_chart(rows: list[dict[str, str]]) -> alt.Chart:
-    counts = pd.DataFrame(rows).value_counts().rename("customers").reset_index()
-    base = alt.Chart(counts, title="Confusion matrix (test set)").encode(
-        x=alt.X("predicted:N", title="Predicted churn"), y=alt.Y("actual:N", title="Actual churn")
-    )
-    return (
-        base.mark_rect().encode(
-            color=alt.Color("customers:Q", scale=alt.Scale(scheme="blues"), legend=None)
-        )
-        + base.mark_text(fontSize=16).encode(text="customers:Q")
-    ).properties(height=260)
-
-
 LINEAGE = {
     "model_sha256": "Model SHA-256",
     "trained_at": "Trained at",
@@ -371,13 +276,12 @@ FAIRNESS_TITLES = {
 
 
 def evaluation_plots(reports: Path) -> None:
+    """The pipeline's plots (dvc.yaml beside reports/) of the serving model."""
     charts = [
-        curve_chart(curve, rows)
-        for name, curve in CURVES.items()
-        if (rows := read_report(reports / PLOTS_DIR.name / name))
+        plot_chart(plot, rows)
+        for plot in pipeline_plots(reports.parent / "dvc.yaml")
+        if (rows := read_report(reports.parent / plot.file))
     ]
-    if confusion := read_report(reports / PLOTS_DIR.name / "confusion.json"):
-        charts.append(confusion_chart(confusion))
     for start in range(0, len(charts), 2):
         for column, chart in zip(st.columns(2), charts[start : start + 2], strict=False):
             column.altair_chart(chart, width="stretch")
@@ -444,29 +348,6 @@ def model_card_tab(metadata: dict[str, Any] | None, problem: str | None) -> None
                 {"": [str(metadata.get(key, "")) for key in LINEAGE]}, index=list(LINEAGE.values())
             )
         )
-
-
-def psi_chart(psi: dict[str, float], threshold: float | None) -> alt.Chart:
-    frame = pd.DataFrame({"feature": list(psi), "psi": list(psi.values())})
-    frame["drifting"] = frame["psi"] > threshold if threshold is not None else False
-    bars = (
-        alt.Chart(frame)
-        .mark_bar(cornerRadiusEnd=3)
-        .encode(
-            x=alt.X("psi:Q", title="PSI vs training reference"),
-            y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
-            color=alt.Color(
-                "drifting:N",
-                scale=alt.Scale(domain=[False, True], range=[STAY_GREEN, CHURN_RED]),
-                legend=None,
-            ),
-            tooltip=["feature", alt.Tooltip("psi:Q", format=".3f")],
-        )
-    )
-    if threshold is None:
-        return bars.properties(height=22 * len(frame))
-    rule = alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(strokeDash=[4, 3]).encode(x="t:Q")
-    return (bars + rule).properties(height=22 * len(frame))
 
 
 def monitoring_tab(client: ApiClient, metadata: dict[str, Any] | None) -> None:

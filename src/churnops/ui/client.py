@@ -18,7 +18,6 @@ import pandas as pd
 from prometheus_client.parser import text_string_to_metric_families
 
 from churnops import schema
-from churnops.score import customer_records
 
 DEFAULT_API_URL = "http://localhost:3000"
 TIMEOUT_SECONDS = 10.0
@@ -177,10 +176,8 @@ def score_frame(
     Rows go to `predict` in batches of `max_batch`; when the API rejects a batch and names
     invalid customers, they are set aside with its reason and the rest of the batch resent.
     """
-    missing = [name for name in schema.FEATURE_NAMES if name not in frame.columns]
-    if missing:
-        raise ValueError(f"the file has no column(s) {', '.join(missing)}")
-    records = customer_records(frame)
+    schema.require_features(frame.columns, "the file")
+    records = schema.records_of(schema.request_columns(frame))
     reasons: dict[int, str] = {}
     answers: dict[int, dict[str, Any]] = {}
     for start in range(0, len(records), max_batch):

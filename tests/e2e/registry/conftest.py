@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from churnops.registry import MODEL_NAME
+from churnops.release.registry import REGISTERED_MODEL
 from tests.support.mlflow_server import mlflow_server
 
 
@@ -28,7 +28,7 @@ def client(tracking_uri: str) -> Iterator[MlflowClient]:
     """A client of an empty registry; the churnops commands see the same server."""
     registry = MlflowClient(tracking_uri)
     with contextlib.suppress(MlflowException):  # nothing registered yet
-        registry.delete_registered_model(MODEL_NAME)
+        registry.delete_registered_model(REGISTERED_MODEL)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
         yield registry

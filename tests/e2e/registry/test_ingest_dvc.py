@@ -13,12 +13,12 @@ import pandas as pd
 import yaml
 
 from churnops import schema
-from churnops.data import base_snapshot, write_snapshot
+from churnops.snapshots import base_snapshot, write_snapshot
 
 
 def ingest(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "churnops.ingest", *args],
+        [sys.executable, "-m", "churnops.intake.ingest", *args],
         cwd=repo,
         capture_output=True,
         text=True,

@@ -40,7 +40,7 @@ def test_register_tags_lineage_and_sets_challenger(repo: Path, client: MlflowCli
     assert version.tags["data_hash"] == card["data_hash"]
     assert version.tags["params_hash"] == card["params_hash"]
     assert version.tags["git_commit"] == release
-    assert version.tags["release_commit"] == release
+    assert version.tags["card_commit"] == release
     assert version.tags["gate_passed"] == "true"
     assert version.tags["metric.roc_auc"] == "0.84"
     assert "metric.diagnosis" not in version.tags
@@ -90,7 +90,7 @@ def test_promote_refuses_a_failed_gate(repo: Path, client: MlflowClient) -> None
     assert "version 2 registered" in registered.stdout, registered.stderr
     version = client.get_model_version(MODEL, "2")
     assert version.tags["gate_passed"] == "false"
-    assert "release_commit" not in version.tags  # its pointers are not committed
+    assert "card_commit" not in version.tags  # its pointers are not committed
     assert alias(client, "challenger") == "2"
 
     refused = churnops(repo, "promote")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from churnops.report import MARKER
+from churnops.release.report import MARKER
 from tests.e2e.registry.workspace import churnops_process, clone, git
 
 REPOSITORY = "churnops/churnops"

@@ -63,7 +63,7 @@ def show(repo: Path, commit: str, path: str) -> str:
 def test_rollback_restores_image_data_and_model_in_one_commit(
     repo: Path, client: MlflowClient
 ) -> None:
-    v1_commit = client.get_model_version(MODEL, "1").tags["release_commit"]
+    v1_commit = client.get_model_version(MODEL, "1").tags["card_commit"]
     before = git(repo, "rev-parse", "HEAD")
     done = churnops_process(repo, "rollback", "--to", "1")
     assert done.returncode == 0, done.stderr
@@ -103,7 +103,7 @@ def test_rollback_refuses_what_it_cannot_restore_and_changes_nothing(
     write_candidate(repo, "v4", 0.87)
     assert churnops(repo, "register").returncode == 0
     uncommitted = churnops(repo, "rollback", "--to", "4")
-    assert uncommitted.returncode != 0 and "no release_commit" in uncommitted.stderr
+    assert uncommitted.returncode != 0 and "no card_commit" in uncommitted.stderr
 
     # Local edits to the files a rollback rewrites are never overwritten.
     dirty = churnops(repo, "rollback", "--to", "2")

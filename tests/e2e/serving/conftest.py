@@ -30,10 +30,10 @@ def test_customers(repo_root: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def source_server(repo_root: Path, artifacts_dir: Path, request) -> Iterator[Server]:
-    """`bentoml serve churnops.service:Churnops` from the working tree, serving models/."""
+    """`bentoml serve churnops.serving.service:Churnops` from the working tree, serving models/."""
     log = artifacts_dir / f"bentoml-serve-{request.module.__name__.rsplit('.', 1)[-1]}.log"
     server = start_server(
-        "churnops.service:Churnops",
+        "churnops.serving.service:Churnops",
         log,
         cwd=repo_root,
         env={"CHURNOPS_MODEL_DIR": str(repo_root / "models"), "CHURNOPS_GIT_COMMIT": "0" * 40},

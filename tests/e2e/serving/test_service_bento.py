@@ -35,7 +35,7 @@ def bento_dir(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     )
     assert build.returncode == 0, build.stderr[-3000:]
     tag = build.stdout.strip().splitlines()[-1]
-    archive = tmp_path_factory.mktemp("export") / "churnops.bento"
+    archive = tmp_path_factory.mktemp("export") / "churnops.serving.bento"
     subprocess.run(
         [BIN / "bentoml", "export", tag, str(archive)], env=env, check=True, capture_output=True
     )

@@ -1,0 +1,204 @@
+"""`churnops report`: the pull-request report, one comment updated in place.
+
+In Markdown: what changed in params.yaml and in the metrics against a base ref (from
+`dvc params diff` and `dvc metrics diff`), the gate's verdict rule by rule
+(reports/gate.json), and where the plots are. `--plots-dir` renders `dvc plots diff`
+as HTML for upload as a workflow artifact. `--post PR` creates or updates the pull
+request's comment that starts with MARKER, through GitHub's REST API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+from churnops import github
+from churnops.config import GATE_REPORT, read_json
+
+MARKER = "<!-- churnops-report -->"
+
+
+class ReportError(RuntimeError):
+    """A diff could not be computed; the message carries DVC's or Git's reason."""
+
+
+def _dvc(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ReportError(f"`dvc {' '.join(args)}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def check_base(base: str) -> None:
+    """The base must be a commit here (a shallow CI checkout has no main: fetch it)."""
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"])
+    if found.returncode != 0:
+        raise ReportError(
+            f"the base {base!r} is not a commit in this clone: fetch it (in a workflow, "
+            "actions/checkout with fetch-depth: 0) or pass another --base"
+        )
+
+
+def dvc_diff(kind: str, base: str) -> dict[str, Any]:
+    """`dvc params diff` or `dvc metrics diff` of the workspace against `base`, as JSON."""
+    return json.loads(_dvc(kind, "diff", base, "--json") or "{}")
+
+
+def render_plots(base: str, out_dir: Path) -> Path:
+    """`dvc plots diff` of the workspace against `base`, as an HTML page in `out_dir`."""
+    _dvc("plots", "diff", base, "-o", str(out_dir))
+    return out_dir / "index.html"
+
+
+def _number(value: float) -> str:
+    """Four decimals, or scientific notation for tiny values (parity differences)."""
+    return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return _number(value)
+    return "-" if value is None else f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def _change(entry: dict[str, Any]) -> str:
+    change = entry.get("diff")
+    if isinstance(change, int | float) and not isinstance(change, bool):
+        return f"{change:+.4f}"
+    return "changed" if entry.get("old") != entry.get("new") else ""
+
+
+def diff_table(diff: dict[str, Any], what: str) -> str:
+    """One row per changed key: file, key, old, new, change."""
+    rows = [
+        f"| {path} | `{key}` | {_value(entry.get('old'))} | {_value(entry.get('new'))} | "
+        f"{_change(entry)} |"
+        for path, entries in sorted(diff.items())
+        for key, entry in sorted(entries.items())
+    ]
+    if not rows:
+        return f"No {what} changed."
+    header = f"| File | {what.capitalize()} | Base | This PR | Change |\n|---|---|---|---|---|"
+    return "\n".join([header, *rows])
+
+
+def gate_section(gate: dict[str, Any] | None) -> str:
+    """The verdict and every rule, failed rules first."""
+    if gate is None:
+        return "No gate report (reports/gate.json): the pipeline did not reach the gate."
+    verdict = "passed" if gate["passed"] else "FAILED"
+    rules = sorted(gate["rules"], key=lambda r: r["passed"])
+    lines = [
+        f"**Gate: {verdict}** (candidate `{gate['candidate'][:12]}`, "
+        f"champion `{(gate.get('baseline') or 'none')[:12]}`)",
+        "",
+        "| Rule | Value | Verdict |",
+        "|---|---|---|",
+        *(
+            f"| `{r['rule']}` | {_number(r['value'])} | {'ok' if r['passed'] else '**FAILED**'} |"
+            for r in rules
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def render(
+    base: str,
+    params_diff: dict[str, Any],
+    metrics_diff: dict[str, Any],
+    gate: dict[str, Any] | None,
+    plots: str,
+) -> str:
+    """The whole comment; it starts with MARKER so a later run finds and updates it."""
+    return (
+        "\n\n".join(
+            [
+                MARKER,
+                f"## churnops report against `{base}`",
+                "### Gate",
+                gate_section(gate),
+                "### Params",
+                diff_table(params_diff, "params"),
+                "### Metrics",
+                diff_table(metrics_diff, "metrics"),
+                "### Plots",
+                plots,
+            ]
+        )
+        + "\n"
+    )
+
+
+def post(body: str, pr: int, repository: str, token: str, api: str) -> str:
+    """Update the pull request's report comment, or create it; the comment's URL."""
+    page = 1
+    while True:
+        comments = github.request(
+            "GET",
+            f"{api}/repos/{repository}/issues/{pr}/comments?per_page=100&page={page}",
+            token,
+        )
+        ours = next((c for c in comments if c["body"].startswith(MARKER)), None)
+        if ours is not None:
+            url = f"{api}/repos/{repository}/issues/comments/{ours['id']}"
+            return github.request("PATCH", url, token, {"body": body})["html_url"]
+        if len(comments) < 100:
+            break
+        page += 1
+    url = f"{api}/repos/{repository}/issues/{pr}/comments"
+    return github.request("POST", url, token, {"body": body})["html_url"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="churnops report", description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="main", help="Git ref to compare with (default main)")
+    parser.add_argument("--out", type=Path, help="write the Markdown here (default stdout)")
+    parser.add_argument("--plots-dir", type=Path, help="render `dvc plots diff` HTML here")
+    parser.add_argument("--plots-url", help="link to the uploaded plots (the run's artifacts)")
+    parser.add_argument(
+        "--post",
+        type=int,
+        metavar="PR",
+        help="post to this pull request (env GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        check_base(args.base)
+        params_diff = dvc_diff("params", args.base)
+        metrics_diff = dvc_diff("metrics", args.base)
+        if args.plots_dir:
+            render_plots(args.base, args.plots_dir)
+    except ReportError as exc:
+        sys.exit(f"report: {exc}")
+    where = f"[the plots artifact]({args.plots_url})" if args.plots_url else "the plots artifact"
+    plots = (
+        f"ROC, precision-recall, confusion, calibration and learning curves of this pull "
+        f"request over `{args.base}`: see {where} (`dvc plots diff {args.base}` as HTML)."
+    )
+    gate = read_json(GATE_REPORT) if GATE_REPORT.exists() else None
+    body = render(args.base, params_diff, metrics_diff, gate, plots)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(body)
+    else:
+        print(body, end="")
+    if args.post is not None:
+        api = os.environ.get("GITHUB_API_URL", github.DEFAULT_API_URL)
+        try:
+            repository, token = os.environ["GITHUB_REPOSITORY"], os.environ["GITHUB_TOKEN"]
+            url = post(body, args.post, repository, token, api)
+        except KeyError as missing:
+            sys.exit(f"report: --post needs the environment variable {missing}")
+        except (urllib.error.URLError, TimeoutError) as exc:
+            sys.exit(f"report: posting to pull request {args.post} failed: {exc}")
+        print(f"report: posted {url}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
