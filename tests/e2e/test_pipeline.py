@@ -183,7 +183,7 @@ def _frame_edit(edit):
 
 
 BAD_DATA = [
-    (_frame_edit(lambda f: f.drop(columns="tenure", inplace=True)), "missing columns ['tenure']"),
+    (_frame_edit(lambda f: f.pop("tenure")), "missing columns ['tenure']"),
     (
         _frame_edit(lambda f: f.__setitem__("tenure", f["tenure"].astype(str) + "m")),
         "column 'tenure': expect_column_values_to_be_in_type_list",
