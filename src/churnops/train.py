@@ -14,7 +14,12 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from churnops import lineage, schema, tracking
 from churnops.config import PIPELINE, TRAIN_REPORT, TRAIN_SET, load_params, write_json
-from churnops.model import folds_from_params, hyperparams_of, pipeline_from_params
+from churnops.model import (
+    at_served_precision,
+    folds_from_params,
+    hyperparams_of,
+    pipeline_from_params,
+)
 
 CV_SCORING = ("roc_auc", "average_precision", "f1", "neg_log_loss")
 
@@ -37,7 +42,7 @@ def fit(train: pd.DataFrame, params: dict[str, Any]) -> tuple[Pipeline, dict[str
         }
         for name in CV_SCORING
     }
-    pipeline = pipeline_from_params(params).fit(X, y)
+    pipeline = at_served_precision(pipeline_from_params(params).fit(X, y))
     report = {"estimator": params["train"]["estimator"], "hyperparams": hyperparams_of(params)}
     return pipeline, report | {"cv": cv}
 

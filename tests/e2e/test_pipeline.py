@@ -84,6 +84,20 @@ def test_fresh_clone_reproduces_the_committed_model_and_lock(clone: Path) -> Non
     assert yaml.safe_load((clone / "reports" / "gate.json").read_text())["passed"] is True
 
 
+def test_a_fresh_clone_on_another_cpu_reproduces_them_too(
+    tmp_path: Path, repo_root: Path, tracking_uri: str
+) -> None:
+    """An AVX-512 runner: OpenBLAS's SkylakeX kernel (tests/model has every kernel)."""
+    path = tmp_path / "churnops"
+    subprocess.run(["git", "clone", "--quiet", str(repo_root), str(path)], check=True)
+    assert run(path, "-m", "churnops.intake.fetch").returncode == 0
+    result = run(
+        path, "-m", "churnops.repro", MLFLOW_TRACKING_URI=tracking_uri, OPENBLAS_CORETYPE="SkylakeX"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert git_status(path) == "", "another CPU changed dvc.lock, reports or the model card"
+
+
 def test_nothing_changed_reruns_nothing(clone: Path, tracking_uri: str) -> None:
     result = pipeline(clone, tracking_uri)
     assert result.returncode == 0
