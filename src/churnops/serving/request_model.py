@@ -15,6 +15,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -153,8 +154,17 @@ def field_path(loc: Sequence[int | str]) -> str:
     return path or "body"
 
 
-def _rejection(error: ValidationError) -> RequestRejected:
+def _rejection(error: ValidationError, prefix: tuple[int | str, ...] = ()) -> RequestRejected:
+    return _rejected(_details(error, prefix), complete=True)
+
+
+def _details(error: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[dict[str, Any]]:
     details = error.errors(include_url=False, include_input=False)
+    return [{**d, "loc": (*prefix, *d["loc"])} for d in details]
+
+
+def _rejected(details: list[dict[str, Any]], complete: bool) -> RequestRejected:
+    """The rejection for pydantic's error details: the first MAX_ERRORS_LISTED are listed."""
     first = details[0]
     if first["type"] == "json_invalid":
         return RequestRejected(400, "invalid_json", f"body is not valid JSON: {first['msg']}")
@@ -167,7 +177,10 @@ def _rejection(error: ValidationError) -> RequestRejected:
         {"field": field_path(d["loc"]), "message": d["msg"], "type": d["type"]}
         for d in details[:MAX_ERRORS_LISTED]
     ]
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    if not complete:
+        more = " (and more)"
+    else:
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
     message = f"{errors[0]['field']}: {errors[0]['message']}{more}"
     return RequestRejected(422, "validation", message, errors)
 
@@ -178,7 +191,9 @@ class RequestParser:
     def __init__(self, max_batch: int) -> None:
         self.max_batch = max_batch
         self.max_body_bytes = max_batch * BODY_BYTES_PER_CUSTOMER
-        self.model = request_model(max_batch)
+        self.model = request_model(max_batch)  # the body's type, for the OpenAPI document
+        self.frame = _frame_model(max_batch)
+        self.customer = TypeAdapter(customer_model())
         self.decoder = request_decoder(max_batch)
 
     def check_content_type(self, content_type: str | None) -> None:
@@ -208,14 +223,50 @@ class RequestParser:
         """The columns of a valid body, decoded by msgspec; None if msgspec rejects it."""
         try:
             customers = self.decoder.decode(body).customers
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 inside a string
             return None
         return _transpose(map(_ATTRIBUTES, customers))
 
     def explained_columns(self, body: bytes) -> dict[str, list[Any]]:
-        """The columns of a valid body, or RequestRejected naming what is wrong (pydantic)."""
+        """The columns of a valid body, or RequestRejected naming what is wrong (pydantic).
+
+        The work is bounded by what is reported: unknown keys beyond the listed errors are
+        never handed to pydantic, and customers are validated one at a time until
+        MAX_ERRORS_LISTED problems are found.
+        """
         try:
-            customers = self.model.validate_json(body)["customers"]
+            document = ANY_JSON.validate_json(body)
+            customers = self.frame.validate_python(_trimmed(document, {"customers"}))["customers"]
         except ValidationError as error:
             raise _rejection(error) from None
-        return columns_of(customers)
+        details: list[dict[str, Any]] = []
+        valid = []
+        for index, customer in enumerate(customers):
+            try:
+                valid.append(self.customer.validate_python(_trimmed(customer, FEATURE_SET)))
+            except ValidationError as error:
+                details += _details(error, ("customers", index))
+            if len(details) >= MAX_ERRORS_LISTED:
+                raise _rejected(details, complete=index == len(customers) - 1)
+        if details:
+            raise _rejected(details, complete=True)
+        return columns_of(valid)
+
+
+FEATURE_SET = frozenset(schema.FEATURE_NAMES)
+ANY_JSON = TypeAdapter(Any)
+
+
+def _trimmed(value: Any, known: frozenset[str] | set[str]) -> Any:
+    """A JSON object with its known keys and at most MAX_ERRORS_LISTED unknown ones."""
+    if not isinstance(value, dict):
+        return value
+    unknown = (key for key in value if key not in known)
+    keep = known.intersection(value) | set(islice(unknown, MAX_ERRORS_LISTED))
+    return value if len(keep) == len(value) else {k: v for k, v in value.items() if k in keep}
+
+
+def _frame_model(max_batch: int) -> TypeAdapter:
+    """The body's outer shape only: one to `max_batch` customers, each checked apart."""
+    customers = Annotated[list[Any], Field(min_length=1, max_length=max_batch)]
+    return TypeAdapter(_typed_dict("PredictFrame", {"customers": customers}))
