@@ -16,12 +16,13 @@ from pathlib import Path
 import bentoml
 import orjson
 
-from churnops.serving import bentoml_timeout, openapi, settings
+from churnops.serving import bentoml_paths, bentoml_timeout, openapi, settings
 from churnops.serving.app import new_app
 from churnops.serving.endpoint import PredictEndpoint
 from churnops.serving.served_model import ServedModel
 
 bentoml_timeout.apply()
+bentoml_paths.apply()
 
 app = new_app()
 

@@ -312,3 +312,22 @@ def test_schemathesis_finds_no_server_error(
     assert "Tested: 6" in run.stdout  # /predict, /metadata and BentoML's four
     assert _predict_requests(server) - before >= 50
     assert server.metric("churnops_internal_errors_total") == 0
+
+
+def _series(server: Server) -> set[str]:
+    text = server.client.get("/metrics").text
+    return {line.rsplit(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")}
+
+
+def test_a_thousand_unknown_paths_add_no_metric_series(server: Server) -> None:
+    for first in ("/no-such-path", "/static_content/no-such-file.js"):  # each label's series
+        assert server.client.get(first).status_code == 404
+    before = _series(server)
+    for i in range(1000):
+        path = f"/scan-{i}" if i % 3 else f"/static_content/x{i}.js"
+        assert server.client.get(path).status_code == 404
+    after = _series(server)
+    new = {line for line in after - before if "endpoint=" in line}
+    assert not new, sorted(new)[:5]
+    assert any('endpoint="/unknown"' in line for line in after)
+    assert server.client.get("/docs.json").status_code == 200  # known routes still answer
