@@ -22,7 +22,13 @@ from churnops.serving.metrics import ServingMetrics
 from churnops.serving.request_model import RequestParser, example_customer
 from churnops.serving.served_model import ServedModel
 
-SERVE = {"max_batch": 10, "drift_window": 50, "drift_min_samples": 20, "psi_threshold": 0.2}
+SERVE = {
+    "max_batch": 10,
+    "drift_window": 50,
+    "drift_request_share": 0.1,
+    "drift_min_samples": 20,
+    "psi_threshold": 0.2,
+}
 
 
 class HalfPredictor:

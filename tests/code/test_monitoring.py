@@ -8,9 +8,15 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from churnops import drift, schema
-from churnops.serving.metrics import DriftWindow, ServingMetrics, observe_all
+from churnops.serving.metrics import DriftWindow, ServingMetrics, monitoring_sample, observe_all
 
-SERVE = {"max_batch": 1000, "drift_window": 300, "drift_min_samples": 100, "psi_threshold": 0.2}
+SERVE = {
+    "max_batch": 1000,
+    "drift_window": 300,
+    "drift_request_share": 0.1,
+    "drift_min_samples": 100,
+    "psi_threshold": 0.2,
+}
 CARD = {"model_sha256": "abc", "estimator": "logistic_regression", "decision_threshold": 0.5}
 
 
@@ -57,18 +63,58 @@ def _sample(metrics: ServingMetrics, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
+def _send(metrics: ServingMetrics, columns: dict[str, list], batch: int = 30) -> None:
+    """Customers in requests of `batch` (30: the most one request adds to the window)."""
+    count = len(columns["tenure"])
+    for start in range(0, count, batch):
+        part = {name: values[start : start + batch] for name, values in columns.items()}
+        metrics.observe_predictions(part, [0.2] * len(part["tenure"]))
+
+
 def test_no_drift_verdict_before_min_samples_then_flag_only_on_a_shift() -> None:
     metrics = _metrics()
-    calm = _customers(50, seed=2)
-    metrics.observe_predictions(calm, [0.2] * 50)
-    assert _sample(metrics, "churnops_drift_window_customers") == 50
+    _send(metrics, _customers(60, seed=2))
+    assert _sample(metrics, "churnops_drift_window_customers") == 60
     assert _sample(metrics, "churnops_drift_detected") == 0
-    metrics.observe_predictions(_customers(250, seed=3), [0.2] * 250)
+    _send(metrics, _customers(240, seed=3))
     assert _sample(metrics, "churnops_drift_detected") == 0
-    metrics.observe_predictions(_customers(300, seed=4, charge_scale=3), [0.2] * 300)
+    _send(metrics, _customers(300, seed=4, charge_scale=3))
     assert _sample(metrics, "churnops_drift_detected") == 1
     assert _sample(metrics, "churnops_feature_drift_psi", feature="monthly_charges") > 0.2
     assert _sample(metrics, "churnops_feature_drift_psi", feature="contract") < 0.2
+
+
+def _identical(count: int) -> dict[str, list]:
+    one = _customers(1, seed=9, charge_scale=5)
+    return {name: values * count for name, values in one.items()}
+
+
+def test_one_maximal_request_cannot_raise_drift_on_calm_traffic() -> None:
+    metrics = _metrics()
+    _send(metrics, _customers(300, seed=6))
+    assert _sample(metrics, "churnops_drift_detected") == 0
+    metrics.observe_predictions(_identical(1000), [0.9] * 1000)  # max_batch of one customer
+    assert _sample(metrics, "churnops_drift_detected") == 0
+    assert _sample(metrics, "churnops_predictions_total") == 1300  # all of them are counted
+    scored = _sample(metrics, "churnops_group_predictions_total", feature="female", group="0")
+    scored += _sample(metrics, "churnops_group_predictions_total", feature="female", group="1")
+    assert scored == 300 + 30  # the fairness counts took the request's sample only
+
+
+def test_one_maximal_request_cannot_hide_real_drift() -> None:
+    metrics = _metrics()
+    _send(metrics, _customers(300, seed=7, charge_scale=3))
+    assert _sample(metrics, "churnops_drift_detected") == 1
+    metrics.observe_predictions(_customers(1000, seed=8), [0.2] * 1000)
+    assert _sample(metrics, "churnops_drift_detected") == 1
+
+
+def test_the_sample_of_a_large_request_is_evenly_spaced_and_capped() -> None:
+    columns = {"tenure": list(range(1000))}
+    sampled, probabilities = monitoring_sample(columns, [0.5] * 1000, cap=30)
+    assert len(probabilities) == len(sampled["tenure"]) <= 30
+    assert sampled["tenure"][:3] == [0, 34, 68]  # every ceil(1000 / 30)th
+    assert monitoring_sample(columns, [0.5] * 1000, cap=1000)[0] is columns
 
 
 def test_counts_predictions_probabilities_and_groups() -> None:

@@ -96,7 +96,12 @@ def _columns(rows: int) -> dict[str, list]:
 def test_live_metrics_are_read_from_the_services_own_exposition():
     columns = _columns(300)
     profile = drift.build_profile(columns, bins=5)
-    serve = {"drift_window": 500, "drift_min_samples": 200, "psi_threshold": 0.2}
+    serve = {
+        "drift_window": 500,
+        "drift_request_share": 1.0,  # the whole request: the window is the reference
+        "drift_min_samples": 200,
+        "psi_threshold": 0.2,
+    }
     metrics = ServingMetrics({}, profile, serve, git_commit="0" * 40, decision_threshold=0.5)
     probabilities = [(i % 10) / 10 for i in range(300)]
     metrics.observe_predictions(columns, probabilities)

@@ -4,6 +4,9 @@ Names are a contract (docs/metrics.md, the Prometheus alerts, the dashboards). U
 BentoML the metrics live in Prometheus' multiprocess mode, so every worker's values reach
 /metrics; gauges say how workers combine (`livemax`: the highest of the live workers).
 The drift window is recomputed at most once per `refresh_seconds`, off the per-request path.
+No single request can dominate what monitoring sees: a request adds at most
+`serve.drift_request_share` of the drift window to it (an evenly spaced sample of a larger
+request), and the fairness group counts count the same sample.
 """
 
 from __future__ import annotations
@@ -42,6 +45,16 @@ def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
         if count:
             bucket.inc(count)
     histogram._sum.inc(float(np.sum(values)))
+
+
+def monitoring_sample(
+    columns: Mapping[str, Sequence[Any]], probabilities: Sequence[float], cap: int
+) -> tuple[Mapping[str, Sequence[Any]], Sequence[float]]:
+    """At most `cap` of a request's customers, evenly spaced (deterministic, no RNG)."""
+    if len(probabilities) <= cap:
+        return columns, probabilities
+    step = -(-len(probabilities) // cap)
+    return {name: values[::step] for name, values in columns.items()}, probabilities[::step]
 
 
 class DriftWindow:
@@ -88,6 +101,7 @@ class ServingMetrics:
         registry = CollectorRegistry(auto_describe=True)
         self.decision_threshold = decision_threshold
         self.min_samples = int(serve["drift_min_samples"])
+        self.request_cap = max(1, int(serve["drift_window"] * serve["drift_request_share"]))
         self.psi_threshold = float(serve["psi_threshold"])
         self.refresh_seconds = refresh_seconds
         self.window = DriftWindow(profile, int(serve["drift_window"]))
@@ -147,13 +161,15 @@ class ServingMetrics:
         )
         self.group_predictions = Counter(
             "churnops_group_predictions_total",
-            "Customers scored, by sensitive feature and group",
+            "Customers scored, by sensitive feature and group (of a request, at most its "
+            "monitoring sample)",
             ["feature", "group"],
             registry=registry,
         )
         self.group_churn = Counter(
             "churnops_group_churn_predictions_total",
-            "Customers predicted to churn (probability >= decision threshold), by group",
+            "Customers predicted to churn (probability >= decision threshold), by group "
+            "(of a request, at most its monitoring sample)",
             ["feature", "group"],
             registry=registry,
         )
@@ -170,9 +186,10 @@ class ServingMetrics:
         self, columns: Mapping[str, Sequence[Any]], probabilities: Sequence[float]
     ) -> None:
         """Count a scored batch, feed the drift window, and refresh drift when it is due."""
-        scored = len(probabilities)
-        self.predictions.inc(scored)
+        self.predictions.inc(len(probabilities))
         observe_all(self.churn_probability, probabilities)
+        columns, probabilities = monitoring_sample(columns, probabilities, self.request_cap)
+        scored = len(probabilities)
         churned = [p >= self.decision_threshold for p in probabilities]
         churners = sum(churned)
         for feature in schema.SENSITIVE_FEATURES:  # binary: groups 0 and 1

@@ -18,7 +18,13 @@ from churnops.config import MODELS_DIR, load_params
 # The served model's name in BentoML's model store (the registry's model is another thing:
 # release.registry.REGISTERED_MODEL).
 BENTO_MODEL = "churnops-model"
-SERVE_KEYS = ("max_batch", "drift_window", "drift_min_samples", "psi_threshold")
+SERVE_KEYS = (
+    "max_batch",
+    "drift_window",
+    "drift_request_share",
+    "drift_min_samples",
+    "psi_threshold",
+)
 
 
 def serve_params(arguments: Mapping[str, Any] | None = None) -> dict[str, Any]:
