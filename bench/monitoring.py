@@ -67,7 +67,7 @@ def main() -> None:
         runs += [(mode, drill(timing, bound)) for _ in range(count)]
 
     lines = [
-        "# Retraining responsiveness: drift onset to repository_dispatch",
+        "# Retraining responsiveness: drift onset to the workflow dispatch",
         "",
         f"Command: `.venv/bin/python bench/monitoring.py --drill-runs {args.drill_runs} "
         f"--production-runs {args.production_runs}` (`make bench-monitoring`)",

@@ -1,4 +1,5 @@
-"""The retrain trigger over real HTTP on loopback: decisions, de-duplication, cooldown, metrics.
+"""The retrain trigger over real HTTP on loopback: decisions, de-duplication, cooldown,
+recovery after a restart, and a hostile corpus of webhook requests.
 
 GitHub's API is the one thing mocked (tests/support/github_standin.py): it cannot be
 reached from here. The trigger runs as its real HTTP server in a thread.
@@ -6,8 +7,11 @@ reached from here. The trigger runs as its real HTTP server in a thread.
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,24 +21,21 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops.retraining.trigger import (
-    EVENT_TYPE,
-    RetrainTrigger,
-    TriggerConfig,
-    drifting_features,
-    make_server,
-)
+from churnops.retraining import webhook
+from churnops.retraining.notification import known_features
+from churnops.retraining.trigger import RetrainTrigger, TriggerConfig
 from tests.support.github_standin import GitHubStandIn
 
 TOKEN = "ghs_test_token_from_a_file"
+WEBHOOK_TOKEN = "alertmanager-shared-secret"
 COOLDOWN = 600.0
 
 
 class FakeClock:
-    """Monotonic time the test moves forward, so a cooldown needs no waiting."""
+    """Wall time the test moves forward, so a cooldown needs no waiting."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
@@ -46,38 +47,57 @@ class Running:
     github: GitHubStandIn
     clock: FakeClock
     token_file: Path
+    trigger: RetrainTrigger
 
-    def alert(self, notification: dict[str, Any]) -> httpx.Response:
-        return httpx.post(f"{self.url}/alert", json=notification, timeout=10)
+    def alert(self, notification: dict[str, Any], token: str = WEBHOOK_TOKEN) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.post(f"{self.url}/alert", json=notification, headers=headers, timeout=10)
 
-    def decisions(self) -> dict[str, float]:
+    def counts(self, name: str, label: str) -> dict[str, float]:
         text = httpx.get(f"{self.url}/metrics", timeout=10).text
         return {
-            sample.labels["decision"]: sample.value
+            sample.labels[label]: sample.value
             for family in text_string_to_metric_families(text)
             for sample in family.samples
-            if sample.name == "churnops_retrain_trigger_decisions_total"
+            if sample.name == name
         }
+
+    def decisions(self) -> dict[str, float]:
+        return self.counts("churnops_retrain_trigger_decisions_total", "decision")
+
+    def rejections(self) -> dict[str, float]:
+        return self.counts("churnops_retrain_trigger_rejected_requests_total", "reason")
+
+
+def serve(trigger: RetrainTrigger) -> tuple[Any, threading.Thread, str]:
+    metrics = trigger.metrics
+    server = webhook.make_server(trigger, metrics.registry, metrics.rejected, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    return server, thread, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def config(tmp_path: Path, github: GitHubStandIn) -> TriggerConfig:
+    return TriggerConfig(
+        repository="churnops/churnops",
+        token_file=tmp_path / "token",
+        webhook_token_file=tmp_path / "webhook-token",
+        github_api_url=github.url,
+        cooldown_seconds=COOLDOWN,
+    )
 
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN + "\n")
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "webhook-token").write_text(WEBHOOK_TOKEN + "\n")
     clock = FakeClock()
-    with GitHubStandIn() as github:
-        config = TriggerConfig(
-            repository="churnops/churnops",
-            token_file=token_file,
-            github_api_url=github.url,
-            cooldown_seconds=COOLDOWN,
-        )
-        server = make_server(RetrainTrigger(config, clock=clock), "127.0.0.1", 0)
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
+    with GitHubStandIn(token=TOKEN) as github:
+        trigger = RetrainTrigger(config(tmp_path, github), clock=clock)
+        trigger.recover()
+        server, thread, url = serve(trigger)
         try:
-            url = f"http://127.0.0.1:{server.server_address[1]}"
-            yield Running(url, github, clock, token_file)
+            yield Running(url, github, clock, tmp_path / "token", trigger)
         finally:
             server.shutdown()
             server.server_close()
@@ -116,10 +136,14 @@ def test_firing_drift_alert_dispatches_once_with_the_features_and_the_token(runn
     assert response.status_code == 200
     assert response.json()["decision"] == "dispatched"
     [dispatch] = running.github.dispatches
-    assert dispatch.path == "/repos/churnops/churnops/dispatches"
+    assert dispatch.path == "/repos/churnops/churnops/actions/workflows/ct.yml/dispatches"
     assert dispatch.authorization == f"Bearer {TOKEN}"
-    assert dispatch.body["event_type"] == EVENT_TYPE == "drift-detected"
-    assert dispatch.body["client_payload"]["features"] == ["contract", "monthly_charges"]
+    assert dispatch.body["ref"] == "main"
+    assert dispatch.body["inputs"] == {
+        "reason": "drift",
+        "features": "contract,monthly_charges",
+        "episodes": f"4f0c1e2d3b4a5968@{FIRST}",
+    }
 
 
 def test_repeated_notifications_of_one_episode_give_one_dispatch(running: Running):
@@ -149,9 +173,9 @@ def test_a_new_episode_after_the_cooldown_dispatches_again(running: Running):
     again = running.alert(notification(drift_alert("firing", SECOND, features="tenure")))
 
     assert again.json()["decision"] == "dispatched"
-    assert [d.body["client_payload"]["features"] for d in running.github.dispatches] == [
-        ["contract", "monthly_charges"],
-        ["tenure"],
+    assert [d.body["inputs"]["features"] for d in running.github.dispatches] == [
+        "contract,monthly_charges",
+        "tenure",
     ]
 
 
@@ -179,13 +203,11 @@ def test_a_missing_token_file_fails_the_dispatch_loudly(running: Running):
     assert running.github.count() == 0
 
 
-def test_other_alerts_are_ignored_and_bad_bodies_rejected(running: Running):
+def test_other_alerts_are_ignored(running: Running):
     other = {**drift_alert("firing", FIRST), "labels": {"alertname": "ChurnopsHighErrorRate"}}
     ignored = running.alert(notification(other))
-    bad = httpx.post(f"{running.url}/alert", content=b"not json", timeout=10)
 
     assert ignored.json()["decision"] == "ignored"
-    assert bad.status_code == 400
     assert running.github.count() == 0
 
 
@@ -203,11 +225,178 @@ def test_every_decision_is_counted_and_logged(running: Running, caplog: pytest.L
     assert counts["cooldown"] == 0  # every decision is exported, even before it happens
 
 
-def test_drifting_features_come_from_labels_or_annotations():
-    alerts = [
-        {"labels": {"feature": "tenure"}},
-        {"annotations": {"features": "contract, monthly_charges"}},
-        {"labels": {"features": "contract"}},
-    ]
+def test_only_the_schemas_feature_names_are_kept():
+    texts = ["tenure", "contract, monthly_charges", "contract", "x\ny\rFAKE", "$(rm -rf)", 7]
 
-    assert drifting_features(alerts) == ("contract", "monthly_charges", "tenure")
+    assert known_features(texts) == ("contract", "monthly_charges", "tenure")
+
+
+def test_a_restarted_trigger_keeps_the_cooldown_and_the_episodes_it_dispatched(
+    running: Running, tmp_path: Path
+):
+    running.alert(notification(drift_alert("firing", FIRST)))
+    restarted = RetrainTrigger(running.trigger.config, clock=running.clock)
+    restarted.recover()  # from GitHub's record of the workflow's dispatched runs
+    server, thread, url = serve(restarted)
+    try:
+        again = Running(url, running.github, running.clock, running.token_file, restarted)
+        duplicate = again.alert(notification(drift_alert("firing", FIRST)))
+        flapped = again.alert(notification(drift_alert("firing", SECOND)))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    assert duplicate.json()["decision"] == "duplicate"
+    assert flapped.json()["decision"] == "cooldown"
+    assert running.github.count() == 1
+
+
+def test_when_github_cannot_be_asked_the_cooldown_starts_at_start_up(tmp_path: Path):
+    (tmp_path / "token").write_text(TOKEN)
+    with GitHubStandIn(token="another-token") as github:  # 401 Bad credentials
+        clock = FakeClock()
+        trigger = RetrainTrigger(config(tmp_path, github), clock=clock)
+        trigger.recover()
+    assert trigger._last_dispatch == clock.now
+
+
+def raw(running: Running, request: bytes, timeout: float = 15) -> bytes:
+    """Send raw bytes to the webhook; what it answers before closing."""
+    port = int(running.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(request)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def post(body: bytes, *headers: str, token: str = WEBHOOK_TOKEN) -> bytes:
+    lines = ["POST /alert HTTP/1.1", "Host: t", f"Authorization: Bearer {token}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def sized(body: bytes, token: str = WEBHOOK_TOKEN) -> bytes:
+    return post(body, f"Content-Length: {len(body)}", token=token)
+
+
+def status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+VALID = json.dumps(notification(drift_alert("firing", FIRST))).encode()
+HOSTILE = [
+    ("no token", sized(VALID, token=""), 401, "unauthorized"),
+    (
+        "wrong token",
+        sized(VALID, token="guess"),
+        401,
+        "unauthorized",
+    ),
+    ("no length", post(VALID), 411, "no_length"),
+    ("length abc", post(VALID, "Content-Length: abc"), 400, "bad_length"),
+    ("negative length", post(VALID, "Content-Length: -5"), 400, "bad_length"),
+    ("huge length", post(b"", "Content-Length: 999999999"), 413, "too_large"),
+    ("not json", sized(b"{nope"), 400, "invalid_json"),
+    ("invalid utf-8", sized(b'{"a":"\xff"}'), 400, "invalid_json"),
+    ("deep nesting", sized(b"[" * 100_000), 400, "invalid_json"),
+    ("a list", sized(b"[]"), 400, "not_a_notification"),
+    ("alerts not a list", sized(b'{"alerts": {}}'), 400, "not_a_notification"),
+    (
+        "alert not an object",
+        sized(b'{"alerts": [1]}'),
+        400,
+        "not_a_notification",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "request_bytes", "code", "reason"), HOSTILE, ids=[h[0] for h in HOSTILE]
+)
+def test_hostile_requests_get_a_4xx_a_count_and_no_dispatch(
+    running: Running, caplog: pytest.LogCaptureFixture, name, request_bytes, code, reason
+):
+    with caplog.at_level(logging.WARNING, logger="churnops.retraining.webhook"):
+        answer = raw(running, request_bytes)
+
+    assert status(answer) == code, answer[:300]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == reason
+    assert running.rejections()[reason] == 1
+    assert any(reason in r.getMessage() for r in caplog.records)
+    assert b"Traceback" not in answer and running.github.count() == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fingerprint": "zz\nINFO decision=dispatched"},
+        {"fingerprint": 7},
+        {"startsAt": "yesterday"},
+        {"labels": ["alertname"]},
+        {"annotations": "features"},
+    ],
+)
+def test_alerts_with_forged_fields_are_refused(running: Running, change: dict):
+    forged = {**drift_alert("firing", FIRST), **change}
+    response = running.alert(notification(forged))
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "not_a_notification"
+    assert running.github.count() == 0
+
+
+def test_attacker_strings_never_reach_the_dispatch_or_the_log(
+    running: Running, caplog: pytest.LogCaptureFixture
+):
+    features = 'contract\nreason="fake",$(curl evil),monthly_charges'
+    with caplog.at_level(logging.INFO, logger="churnops.retraining.trigger"):
+        running.alert(notification(drift_alert("firing", FIRST, features=features)))
+
+    [dispatch] = running.github.dispatches
+    assert dispatch.body["inputs"]["features"] == "contract,monthly_charges"
+    assert all("evil" not in r.getMessage() and "\n" not in r.getMessage() for r in caplog.records)
+
+
+def test_a_slow_client_is_cut_off_and_others_are_served_meanwhile(running: Running):
+    port = int(running.url.rsplit(":", 1)[1])
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+        slow.sendall(b"POST /alert HTTP/1.1\r\nHost: t\r\n")  # and never more
+        assert running.alert(notification(drift_alert("firing", FIRST))).status_code == 200
+        assert slow.recv(100) == b""  # closed by the server after its read timeout
+    assert time.monotonic() - started < webhook.TIMEOUT_SECONDS + 5
+
+
+def test_the_trigger_will_not_start_without_a_webhook_token(tmp_path: Path):
+    from churnops.retraining import trigger
+
+    with pytest.raises(SystemExit, match="no webhook token"):
+        trigger.main(
+            [
+                "--repository",
+                "o/r",
+                "--webhook-token-file",
+                str(tmp_path / "missing"),
+                "--port",
+                "0",
+            ]
+        )
+
+
+def test_connections_beyond_the_limit_are_refused_at_once_not_queued(running: Running):
+    port = int(running.url.rsplit(":", 1)[1])
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(webhook.MAX_CONNECTIONS)]
+    try:
+        for connection in held:
+            connection.sendall(b"POST /alert HTTP/1.1\r\n")  # each holds a slot
+        time.sleep(0.3)
+        with pytest.raises(httpx.TransportError):
+            running.alert(notification(drift_alert("firing", FIRST)))
+    finally:
+        for connection in held:
+            connection.close()
+    time.sleep(0.3)
+    assert running.alert(notification(drift_alert("firing", FIRST))).status_code == 200
+    assert running.rejections()["busy"] >= 1

@@ -383,17 +383,26 @@ def test_retrain_trigger_container_runs_from_the_same_image(
     tmp_path: Path,
 ) -> None:
     """The trigger Deployment runs `python -m churnops.retraining.trigger` from the same image;
-    its GitHub token Secret is a dummy file here (GitHub is never called)."""
+    its two token Secrets are dummy files here (GitHub is unreachable: the trigger starts
+    with the cooldown running, as it does whenever GitHub cannot be asked)."""
     pod = _pod_spec(manifest, "churnops-retrain-trigger")
     spec = dict(next(c for c in pod["containers"] if c["name"] == "trigger"))
-    (secret := tmp_path / "github").mkdir()
-    (secret / "token").write_text("dummy-token-for-the-container-test\n")
-    (secret / "token").chmod(0o444)
-    mounts = [m for m in spec["volumeMounts"] if m["name"] != "github-token"]
-    token_mount = next(m for m in spec["volumeMounts"] if m["name"] == "github-token")
-    spec["volumeMounts"] = mounts
-    bind = ("--volume", f"{secret}:{token_mount['mountPath']}:ro")
-    container = start_container(pod, spec, image, podman_env, extra=bind)
+    binds: list[str] = []
+    for name in ("github-token", "webhook-token"):
+        (secret := tmp_path / name).mkdir()
+        (secret / "token").write_text(f"dummy-{name}-for-the-container-test\n")
+        (secret / "token").chmod(0o444)
+        mount = next(m for m in spec["volumeMounts"] if m["name"] == name)
+        binds += ["--volume", f"{secret}:{mount['mountPath']}:ro"]
+    spec["volumeMounts"] = [
+        m for m in spec["volumeMounts"] if m["name"] not in ("github-token", "webhook-token")
+    ]
+    # Loopback only: the start-up recovery asks a closed port instead of GitHub.
+    spec["env"] = [
+        {**e, "value": "http://127.0.0.1:9"} if e["name"] == "CHURNOPS_GITHUB_API_URL" else e
+        for e in spec["env"]
+    ]
+    container = start_container(pod, spec, image, podman_env, extra=tuple(binds))
     try:
         assert "churnops_retrain_trigger_" in httpx.get(container.url + "/metrics", timeout=5).text
         code, seconds = stop_container(container)

@@ -2,7 +2,7 @@
 
 Real processes on loopback: `bentoml serve`, Prometheus and Alertmanager loaded with
 k8s/monitoring/'s rules and routing, and the retrain trigger. GitHub's API is the one
-mock (a local stand-in recording repository_dispatch calls): it cannot be reached here.
+mock (a local stand-in recording workflow dispatches): it cannot be reached here.
 Also checks the Grafana dashboard against the metrics these real processes export.
 """
 
@@ -61,7 +61,7 @@ def test_drift_starts_exactly_one_retrain_within_the_bound(
     suffix = "" if TIMING_MODE == "drill" else f"-{TIMING_MODE}"
     (artifacts_dir / f"drift-drill{suffix}.json").write_text(result_json(result) + "\n")
     print(
-        f"drift-drill: drift onset to repository_dispatch: {result.onset_to_dispatch:.1f} s "
+        f"drift-drill: drift onset to workflow dispatch: {result.onset_to_dispatch:.1f} s "
         f"({TIMING_MODE} timings); production worst case {production_total:.0f} s"
     )
 

@@ -380,8 +380,8 @@ def test_alerts_fire_on_synthetic_series(rules_file, tmp_path):
                                     "summary": "Live traffic drifted from the training "
                                     f"reference (namespace {ns})",
                                     "description": "PSI above 0.2 on contract (0.30), tenure "
-                                    "(0.50). The retrain trigger dispatches the `drift-detected` "
-                                    "continuous-training run.",
+                                    "(0.50). The retrain trigger starts the continuous-training "
+                                    "workflow (reason drift).",
                                 },
                             }
                         ],

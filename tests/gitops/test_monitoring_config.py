@@ -82,18 +82,27 @@ def test_webhook_url_is_the_trigger_service_in_the_production_namespace(repo_roo
     assert "../../components/retrain-trigger" in overlay["components"]
 
 
-def test_the_token_is_a_mounted_file_the_trigger_reads(repo_root: Path):
+def test_both_tokens_are_files_from_secrets_and_alertmanager_presents_one(repo_root: Path):
     deployment = yaml.safe_load((repo_root / COMPONENT / "deployment.yaml").read_text())
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    [mount] = container["volumeMounts"]
-    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"]}
 
-    assert "secret" in volume
-    assert env["CHURNOPS_GITHUB_TOKEN_FILE"].startswith(mount["mountPath"] + "/")
+    assert env["CHURNOPS_GITHUB_TOKEN_FILE"] == f"{mounts['github-token']}/token"
+    assert env["CHURNOPS_WEBHOOK_TOKEN_FILE"] == f"{mounts['webhook-token']}/token"
+    webhook_secret = secrets["webhook-token"]
+    config = yaml.safe_load((repo_root / ALERTMANAGER_CONFIG).read_text())
+    [receiver] = [r for r in config["receivers"] if r["name"] == "retrain-trigger"]
+    [hook] = receiver["webhook_configs"]
+    authorization = hook["http_config"]["authorization"]
+    assert authorization["type"] == "Bearer"
+    assert authorization["credentials_file"] == (
+        f"/etc/alertmanager/secrets/{webhook_secret}/token"
+    )
     assert container["image"] == "churnops-service"  # the overlay pins it by digest
-    assert deployment["spec"]["replicas"] == 1  # de-duplication lives in the process
+    assert deployment["spec"]["replicas"] == 1  # one process decides; GitHub keeps the record
 
 
 def test_every_rule_file_and_its_drill_version_pass_promtool(repo_root: Path, tmp_path: Path):

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from churnops.cli import COMMANDS
+from tests.support import github_standin
 from tests.support.k8s import K8S, kustomization, overlay_dirs
 
 WORKFLOWS = Path(".github/workflows")
@@ -154,14 +155,24 @@ def test_every_job_has_a_time_limit(workflows):
 def test_triggers_of_each_workflow(workflows):
     ci, ct, cd, rollback = (triggers(workflows[n]) for n in ("ci", "ct", "cd", "rollback"))
     assert set(ci) == {"pull_request", "push"}
-    assert set(ct) == {"schedule", "repository_dispatch", "workflow_dispatch"}
-    assert ct["repository_dispatch"]["types"] == ["drift-detected"]
+    assert set(ct) == {"schedule", "workflow_dispatch"}
+    # The retrain trigger dispatches with exactly these inputs (GitHub answers 422 to others).
+    assert set(ct["workflow_dispatch"]["inputs"]) == set(github_standin.INPUTS)
+    assert ct["workflow_dispatch"]["inputs"]["reason"]["options"] == ["manual", "drift"]
     assert workflows["ct"]["concurrency"]["cancel-in-progress"] is False
     assert cd["push"]["branches"] == ["main"]
     assert set(rollback) == {"workflow_dispatch"}
     assert rollback["workflow_dispatch"]["inputs"]["version"]["required"] is True
     # A rollback never runs during a release, nor a release during a rollback.
     assert workflows["cd"]["concurrency"]["group"] == workflows["rollback"]["concurrency"]["group"]
+
+
+def test_the_ct_run_title_names_its_episodes_as_the_trigger_reads_them(workflows):
+    """After a restart the trigger recovers its episodes from these titles."""
+    assert workflows["ct"]["run-name"] == (
+        "ct: ${{ inputs.reason || github.event_name }} ${{ inputs.episodes }}"
+    )
+    assert github_standin.RUN_NAME == "ct: {reason} {episodes}"
 
 
 def make_targets(repo_root: Path) -> set[str]:

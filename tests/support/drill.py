@@ -112,8 +112,11 @@ def drill_rules(groups: list[dict[str, Any]], timing: Timing) -> dict[str, Any]:
     return {"groups": shortened}
 
 
-def drill_alertmanager(config: dict[str, Any], trigger_url: str, timing: Timing) -> dict[str, Any]:
-    """The routing file with shortened grouping waits and webhooks pointed at the trigger."""
+def drill_alertmanager(
+    config: dict[str, Any], trigger_url: str, token_file: Path, timing: Timing
+) -> dict[str, Any]:
+    """The routing file with shortened grouping waits and webhooks pointed at the trigger,
+    authenticated with the drill's token file."""
 
     def shorten(route: dict[str, Any]) -> dict[str, Any]:
         route = dict(route)
@@ -127,7 +130,16 @@ def drill_alertmanager(config: dict[str, Any], trigger_url: str, timing: Timing)
     receivers = []
     for receiver in config["receivers"]:
         hooks = [
-            {**hook, "url": f"{trigger_url}/alert"}
+            {
+                **hook,
+                "url": f"{trigger_url}/alert",
+                "http_config": {
+                    "authorization": {
+                        **hook["http_config"]["authorization"],
+                        "credentials_file": str(token_file),
+                    }
+                },
+            }
             for hook in receiver.get("webhook_configs", [])
             if hook["url"].endswith("/alert")
         ]
@@ -292,11 +304,14 @@ def running_loop(repo_root: Path, workdir: Path, timing: Timing = Timing()) -> I
     processes = Processes(workdir)
     token = workdir / "github-token"
     token.write_text("drill-token\n")
+    webhook_token = workdir / "webhook-token"
+    webhook_token.write_text("drill-webhook-token\n")
     rules = _write_yaml(workdir / "rules.yml", drill_rules(rule_groups(repo_root), timing))
     subprocess.run([PROMTOOL, "check", "rules", str(rules)], check=True, capture_output=True)
     routing = yaml.safe_load((repo_root / ALERTMANAGER_CONFIG).read_text())
     am_config = _write_yaml(
-        workdir / "alertmanager.yml", drill_alertmanager(routing, url["trigger"], timing)
+        workdir / "alertmanager.yml",
+        drill_alertmanager(routing, url["trigger"], webhook_token, timing),
     )
     # The operator adds `namespace` to every scraped series; the drill plays production.
     labels = {"namespace": "churnops-production"}
@@ -358,6 +373,8 @@ def running_loop(repo_root: Path, workdir: Path, timing: Timing = Timing()) -> I
                     "churnops/churnops",
                     "--token-file",
                     str(token),
+                    "--webhook-token-file",
+                    str(webhook_token),
                     "--github-api-url",
                     github.url,
                     "--cooldown-seconds",
@@ -485,8 +502,8 @@ def run_drill(loop: Loop, repo_root: Path, timing: Timing, bound_seconds: float)
     _send_until(loop, shifted, progress, bound_seconds, "dispatch after drift")
     first = loop.github.dispatches[0]  # more would be a storm: the caller counts them
     to_dispatch = first.arrived - onset
-    features = first.body["client_payload"]["features"]
-    _say(f"+{to_dispatch:5.1f} s  GitHub stand-in: repository_dispatch drift-detected {features}")
+    features = first.body["inputs"]["features"].split(",")
+    _say(f"+{to_dispatch:5.1f} s  GitHub stand-in: workflow_dispatch of ct.yml, {features}")
 
     if timing.storm_check:
         _storm_check(loop, normal, shifted, seconds(timing.repeat_interval or "0s") * 3)

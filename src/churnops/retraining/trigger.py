@@ -1,51 +1,51 @@
 """`churnops retrain-trigger`: turns Alertmanager's drift alert into one retraining run.
 
-Alertmanager POSTs its webhook notifications to `/alert`. For a firing drift alert the
-trigger calls GitHub's `repository_dispatch` (event type `drift-detected`, the drifting
-features in `client_payload`), which starts the continuous-training workflow.
+Alertmanager POSTs its webhook notifications to `/alert` (webhook.py: authenticated,
+bounded, checked by notification.py). For a firing drift alert the trigger starts the
+continuous-training workflow through GitHub's `workflow_dispatch` (inputs `reason: drift`,
+the drifting features and the episodes), which needs a token with Actions read and
+write on this repository and nothing else.
 
 One drift episode gives one retrain: an episode (an alert's fingerprint and start time)
 is dispatched at most once, and no new episode is dispatched within the cooldown of the
-last dispatch, so an alert that flaps cannot start a storm of retrains. A new episode
-suppressed by the cooldown is not remembered: if it is still firing when Alertmanager
-repeats it after the cooldown, it is dispatched then. Every decision is one log line and
-one count in the trigger's own Prometheus metrics (`/metrics`).
+last dispatch, so an alert that flaps cannot start a storm of retrains. Both survive a
+restart: the trigger reads them back from GitHub's record of the workflow's recent
+dispatched runs, whose titles name their episodes; if GitHub cannot be asked, the
+cooldown starts at start-up. A new episode suppressed by the cooldown is not
+remembered: if it is still firing when Alertmanager repeats it after the cooldown, it is
+dispatched then. Every decision is one log line and one count in `/metrics`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import threading
 import time
+import urllib.error
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from urllib.parse import quote
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from churnops import github
+from churnops.retraining.notification import EPISODE, Notification
+from churnops.retraining.webhook import make_server
 
 log = logging.getLogger("churnops.retraining.trigger")
 
-EVENT_TYPE = "drift-detected"
 DRIFT_ALERT = "ChurnopsFeatureDrift"
-STATUSES = ("firing", "resolved")
 DECISIONS = ("dispatched", "duplicate", "cooldown", "resolved", "ignored", "failed")
+REJECTIONS = ("unauthorized", "no_length", "bad_length", "too_large", "timeout", "invalid_json")
+REJECTIONS += ("not_a_notification", "busy", "not_found")
 _REMEMBERED_EPISODES = 1000  # enough for months of episodes; bounds memory
+_RECOVERED_RUNS = 30  # dispatched runs read back at start-up (one page)
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,19 @@ class TriggerConfig:
 
     repository: str
     token_file: Path
+    webhook_token_file: Path
+    workflow: str = "ct.yml"
+    ref: str = "main"
     github_api_url: str = github.DEFAULT_API_URL
     cooldown_seconds: float = 3600.0
     alertname: str = DRIFT_ALERT
     timeout_seconds: float = 10.0
+
+    def workflow_url(self) -> str:
+        return (
+            f"{self.github_api_url.rstrip('/')}/repos/{self.repository}"
+            f"/actions/workflows/{quote(self.workflow, safe='')}"
+        )
 
 
 @dataclass(frozen=True)
@@ -97,14 +106,20 @@ class TriggerMetrics:
             ["decision"],
             registry=self.registry,
         )
+        self.rejected = Counter(
+            "churnops_retrain_trigger_rejected_requests_total",
+            "Webhook requests refused before any decision, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self.last_dispatch = Gauge(
             "churnops_retrain_trigger_last_dispatch_timestamp_seconds",
-            "Unix time of the last successful repository_dispatch (0: none yet)",
+            "Unix time of the last workflow dispatch (0: none known)",
             registry=self.registry,
         )
         self.dispatch_duration = Histogram(
             "churnops_retrain_trigger_dispatch_duration_seconds",
-            "Time of the repository_dispatch call to GitHub's API",
+            "Time of the workflow_dispatch call to GitHub's API",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
@@ -113,51 +128,20 @@ class TriggerMetrics:
             "Minimum time between two dispatches",
             registry=self.registry,
         )
-        for status in (*STATUSES, "other"):
+        for status in ("firing", "resolved", "other"):
             self.notifications.labels(status)
         for decision in DECISIONS:
             self.decisions.labels(decision)
+        for reason in REJECTIONS:
+            self.rejected.labels(reason)
 
 
-def split_features(text: str) -> list[str]:
-    """Feature names from a label or annotation ("a,b", "a b" or one name)."""
-    return [name for name in text.replace(",", " ").split() if name]
-
-
-def drifting_features(alerts: Iterable[dict[str, Any]]) -> tuple[str, ...]:
-    """Sorted feature names named by the alerts' `feature`/`features` labels or annotations."""
-    names: set[str] = set()
-    for alert in alerts:
-        for source in (alert.get("labels", {}), alert.get("annotations", {})):
-            for key in ("feature", "features"):
-                names.update(split_features(str(source.get(key, ""))))
-    return tuple(sorted(names))
-
-
-def episode_key(alert: dict[str, Any]) -> str:
-    """One drift episode: the alert's identity and the time it started firing."""
-    return f"{alert.get('fingerprint', '?')}@{alert.get('startsAt', '?')}"
-
-
-def repository_dispatch(
-    config: TriggerConfig, features: tuple[str, ...], episodes: tuple[str, ...]
-) -> None:
-    """POST /repos/{owner}/{repo}/dispatches; raises on anything but a 2xx answer.
-
-    The token is read at each call, so a rotated Secret needs no restart.
-    """
-    token = config.token_file.read_text().strip()
-    body = {
-        "event_type": EVENT_TYPE,
-        "client_payload": {"features": list(features), "episodes": list(episodes)},
-    }
-    github.request(
-        "POST",
-        f"{config.github_api_url.rstrip('/')}/repos/{config.repository}/dispatches",
-        token,
-        body,
-        timeout=config.timeout_seconds,
-    )
+def _token(path: Path) -> str:
+    """A token from its file, read at each use so a rotated Secret needs no restart."""
+    token = path.read_text().strip()
+    if not token:
+        raise OSError(f"the token file {path} is empty")
+    return token
 
 
 class RetrainTrigger:
@@ -167,7 +151,7 @@ class RetrainTrigger:
         self,
         config: TriggerConfig,
         metrics: TriggerMetrics | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.metrics = metrics or TriggerMetrics()
@@ -177,10 +161,37 @@ class RetrainTrigger:
         self._dispatched: OrderedDict[str, None] = OrderedDict()
         self._last_dispatch: float | None = None
 
-    def handle(self, notification: dict[str, Any]) -> Decision:
+    def webhook_token(self) -> str:
+        return _token(self.config.webhook_token_file)
+
+    def recover(self) -> None:
+        """Read the last dispatch and its episodes back from GitHub's recent workflow runs."""
+        url = (
+            f"{self.config.workflow_url()}/runs?event=workflow_dispatch&per_page={_RECOVERED_RUNS}"
+        )
+        try:
+            runs = github.request(
+                "GET", url, _token(self.config.token_file), timeout=self.config.timeout_seconds
+            )["workflow_runs"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._last_dispatch = self._clock()
+            log.warning("recovery from GitHub failed (%s): the cooldown starts now", exc)
+            return
+        times = []
+        for run in runs:
+            title = str(run.get("display_title", ""))
+            if "drift" not in title:
+                continue
+            times.append(datetime.fromisoformat(run["created_at"]).timestamp())
+            self._remember(EPISODE.findall(title))
+        self._last_dispatch = max(times, default=None)
+        if self._last_dispatch is not None:
+            self.metrics.last_dispatch.set(self._last_dispatch)
+        log.info("recovered %d episode(s) from GitHub's recent runs", len(self._dispatched))
+
+    def handle(self, notification: Notification) -> Decision:
         """Decide on one webhook notification, dispatch if due, count and log the decision."""
-        status = notification.get("status")
-        self.metrics.notifications.labels(status if status in STATUSES else "other").inc()
+        self.metrics.notifications.labels(notification.status).inc()
         with self._lock:  # held through the GitHub call: two notifications never both dispatch
             decision = self._decide(notification)
         self.metrics.decisions.labels(decision.decision).inc()
@@ -188,21 +199,17 @@ class RetrainTrigger:
         log.log(level, decision.log_line())
         return decision
 
-    def _decide(self, notification: dict[str, Any]) -> Decision:
-        ours = [
-            a
-            for a in notification.get("alerts", [])
-            if a.get("labels", {}).get("alertname") == self.config.alertname
-        ]
-        firing = [a for a in ours if a.get("status") == "firing"]
+    def _decide(self, notification: Notification) -> Decision:
+        ours = [a for a in notification.alerts if a.name == self.config.alertname]
+        firing = [a for a in ours if a.firing]
         if not ours:
             return Decision("ignored", f"no {self.config.alertname} alert in the notification")
         if not firing:
-            return Decision("resolved", "drift alert resolved", episodes=_keys(ours))
-        features = drifting_features(firing)
-        new = tuple(key for key in _keys(firing) if key not in self._dispatched)
+            return Decision("resolved", "drift alert resolved", episodes=_episodes(ours))
+        features = tuple(sorted({name for alert in firing for name in alert.features}))
+        new = tuple(e for e in _episodes(firing) if e not in self._dispatched)
         if not new:
-            return Decision("duplicate", "episode already dispatched", features, _keys(firing))
+            return Decision("duplicate", "episode already dispatched", features, _episodes(firing))
         now = self._clock()
         if self._last_dispatch is not None:
             elapsed = now - self._last_dispatch
@@ -216,72 +223,41 @@ class RetrainTrigger:
                 )
         started = time.perf_counter()
         try:
-            repository_dispatch(self.config, features, new)
-        except OSError as exc:  # URLError, HTTPError, a missing token file
-            return Decision("failed", f"repository_dispatch failed: {exc}", features, new)
+            self._dispatch(features, new)
+        except (OSError, urllib.error.URLError) as exc:  # HTTPError, a missing token file
+            return Decision("failed", f"workflow_dispatch failed: {exc}", features, new)
         finally:
             self.metrics.dispatch_duration.observe(time.perf_counter() - started)
         self._last_dispatch = now
-        self.metrics.last_dispatch.set_to_current_time()
-        for key in new:
-            self._dispatched[key] = None
-        while len(self._dispatched) > _REMEMBERED_EPISODES:
-            self._dispatched.popitem(last=False)
+        self.metrics.last_dispatch.set(now)
+        self._remember(new)
         return Decision(
             "dispatched",
-            f"repository_dispatch {EVENT_TYPE} sent to {self.config.repository}",
+            f"workflow_dispatch of {self.config.workflow} sent to {self.config.repository}",
             features,
             new,
         )
 
+    def _dispatch(self, features: tuple[str, ...], episodes: tuple[str, ...]) -> None:
+        """POST .../actions/workflows/{workflow}/dispatches; raises unless GitHub says 204."""
+        inputs = {"reason": "drift", "features": ",".join(features), "episodes": " ".join(episodes)}
+        github.request(
+            "POST",
+            f"{self.config.workflow_url()}/dispatches",
+            _token(self.config.token_file),
+            {"ref": self.config.ref, "inputs": inputs},
+            timeout=self.config.timeout_seconds,
+        )
 
-def _keys(alerts: Iterable[dict[str, Any]]) -> tuple[str, ...]:
-    return tuple(episode_key(a) for a in alerts)
+    def _remember(self, episodes: tuple[str, ...] | list[str]) -> None:
+        for episode in episodes:
+            self._dispatched[episode] = None
+        while len(self._dispatched) > _REMEMBERED_EPISODES:
+            self._dispatched.popitem(last=False)
 
 
-def make_server(trigger: RetrainTrigger, host: str, port: int) -> ThreadingHTTPServer:
-    """HTTP server: POST /alert (Alertmanager webhook), GET /metrics, GET /healthz."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
-            self._reply(status, json.dumps(payload).encode(), "application/json")
-
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._reply(200, generate_latest(trigger.metrics.registry), CONTENT_TYPE_LATEST)
-            elif self.path == "/healthz":
-                self._json(200, {"status": "ok"})
-            else:
-                self._json(404, {"error": f"no such path: {self.path}"})
-
-        def do_POST(self) -> None:
-            if self.path != "/alert":
-                self._json(404, {"error": f"no such path: {self.path}"})
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                notification = json.loads(self.rfile.read(length))
-                if not isinstance(notification, dict):
-                    raise ValueError("the body must be a JSON object")
-            except ValueError as exc:
-                self._json(400, {"error": f"not an Alertmanager notification: {exc}"})
-                return
-            decision = trigger.handle(notification)
-            # 503 makes Alertmanager retry the notification when GitHub could not be reached.
-            status = 503 if decision.decision == "failed" else 200
-            self._json(status, {"decision": decision.decision, "reason": decision.reason})
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug(format, *args)
-
-    return ThreadingHTTPServer((host, port), Handler)
+def _episodes(alerts: list) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(alert.episode for alert in alerts))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -297,11 +273,19 @@ def _parser() -> argparse.ArgumentParser:
         default=env("CHURNOPS_GITHUB_REPOSITORY"),
         help="owner/name of the repository whose CT workflow to start",
     )
+    parser.add_argument("--workflow", default=env("CHURNOPS_CT_WORKFLOW", "ct.yml"))
+    parser.add_argument("--ref", default=env("CHURNOPS_CT_REF", "main"))
     parser.add_argument(
         "--token-file",
         type=Path,
         default=Path(env("CHURNOPS_GITHUB_TOKEN_FILE", "/var/run/secrets/github/token")),
-        help="file holding a GitHub token allowed to create repository_dispatch events",
+        help="a GitHub token with Actions read and write on the repository (nothing more)",
+    )
+    parser.add_argument(
+        "--webhook-token-file",
+        type=Path,
+        default=Path(env("CHURNOPS_WEBHOOK_TOKEN_FILE", "/var/run/secrets/webhook/token")),
+        help="the bearer token Alertmanager must present (its http_config authorization)",
     )
     parser.add_argument(
         "--github-api-url", default=env("CHURNOPS_GITHUB_API_URL", github.DEFAULT_API_URL)
@@ -322,14 +306,28 @@ def main(argv: list[str] | None = None) -> None:
     config = TriggerConfig(
         repository=args.repository,
         token_file=args.token_file,
+        webhook_token_file=args.webhook_token_file,
+        workflow=args.workflow,
+        ref=args.ref,
         github_api_url=args.github_api_url,
         cooldown_seconds=args.cooldown_seconds,
     )
-    server = make_server(RetrainTrigger(config), args.host, args.port)
+    trigger = RetrainTrigger(config)
+    try:
+        trigger.webhook_token()
+    except OSError as exc:
+        raise SystemExit(
+            f"retrain-trigger: no webhook token ({exc}): the webhook would accept anyone. "
+            "Mount the Secret or pass --webhook-token-file."
+        ) from None
+    trigger.recover()
+    metrics = trigger.metrics
+    server = make_server(trigger, metrics.registry, metrics.rejected, args.host, args.port)
     log.info(
-        "listening on %s:%d, dispatching to %s (cooldown %.0f s)",
+        "listening on %s:%d, dispatching %s of %s (cooldown %.0f s)",
         args.host,
         args.port,
+        args.workflow,
         args.repository,
         args.cooldown_seconds,
     )
