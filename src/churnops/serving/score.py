@@ -3,19 +3,24 @@
 The same checks as the API (request_model's Customer) and the same predictor (ONNX via
 onnxruntime). Rows that fail the checks do not stop the run: they go to a rejects file
 (OUTPUT's name + `.rejects.csv`) with their row number and the reason. The output keeps
-the customer id when the input has one, then churn_probability and churn.
+the customer id when the input has one, then churn_probability and churn. CSV outputs
+quote cells a spreadsheet would run as formulas; outputs appear whole or not at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import TypeAdapter, ValidationError
 from tqdm import tqdm
@@ -71,10 +76,11 @@ class Scorer:
         scored = pd.DataFrame(index=chunk.index[good])
         if schema.ID_COLUMN in chunk.columns:
             scored[schema.ID_COLUMN] = chunk[schema.ID_COLUMN].iloc[good].to_numpy()
-        if good:
-            probabilities = self.predictor.churn_probability(columns)
-            scored["churn_probability"] = probabilities
-            scored["churn"] = probabilities >= self.threshold
+        probabilities = (
+            self.predictor.churn_probability(columns) if good else np.empty(0, np.float32)
+        )
+        scored["churn_probability"] = probabilities
+        scored["churn"] = probabilities >= self.threshold
         bad = sorted(reasons)
         rejects = chunk.iloc[bad].copy()
         rejects.insert(0, "reason", [reasons[i] for i in bad])
@@ -100,11 +106,49 @@ class Scorer:
         return reasons
 
 
-def write(frame: pd.DataFrame, path: Path) -> None:
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+# A cell a spreadsheet would run as a formula (OWASP's CSV injection): `=`, `+`, `-`, `@`,
+# a tab or a carriage return first.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text cell that a spreadsheet would evaluate quoted by a `'`."""
+    text = [name for name in frame.columns if frame[name].dtype in (object, "string")]
+    if not text:
+        return frame
+    frame = frame.copy()
+    for name in text:
+        frame[name] = frame[name].map(
+            lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
+        )
+    return frame
+
+
+class TableWriter:
+    """Appends chunks to one CSV or Parquet file; the header (or schema) comes from the first."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._parquet: pq.ParquetWriter | None = None
+        self._started = False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.path.suffix == ".parquet":
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, table.schema)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+        else:
+            neutralised(frame).to_csv(
+                self.path, mode="a" if self._started else "w", header=not self._started, index=False
+            )
+        self._started = True
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
 
 
 def rejects_path(output: Path) -> Path:
@@ -112,25 +156,38 @@ def rejects_path(output: Path) -> Path:
 
 
 def score_file(input_path: Path, output: Path, model_dir: Path) -> tuple[int, int]:
-    """Score INPUT into OUTPUT (and its rejects file); (rows scored, rows rejected)."""
+    """Score INPUT into OUTPUT (and its rejects file); (rows scored, rows rejected).
+
+    Chunk by chunk, in bounded memory, into files beside OUTPUT that replace it and its
+    rejects file only once every row is done: a failure leaves the previous ones as they were.
+    """
     scorer = Scorer(model_dir)
-    scored_parts, reject_parts, seen = [], [], 0
-    with tqdm(total=count_rows(input_path), unit="rows", desc="score", file=sys.stderr) as bar:
-        for chunk in read_chunks(input_path):
-            scored, rejects = scorer.score(chunk, seen)
-            scored_parts.append(scored)
-            reject_parts.append(rejects)
-            seen += len(chunk)
-            bar.update(len(chunk))
-    scored, rejects = pd.concat(scored_parts), pd.concat(reject_parts)
     output.parent.mkdir(parents=True, exist_ok=True)
-    write(scored, output)
     rejected = rejects_path(output)
-    if len(rejects):
-        rejects.to_csv(rejected, index=False)
-    else:
-        rejected.unlink(missing_ok=True)
-    return len(scored), len(rejects)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as tmp:
+        scored_file = TableWriter(Path(tmp) / output.name)
+        rejects_file = TableWriter(Path(tmp) / rejected.name)
+        seen = 0
+        try:
+            with tqdm(
+                total=count_rows(input_path), unit="rows", desc="score", file=sys.stderr
+            ) as bar:
+                for chunk in read_chunks(input_path):
+                    scored, rejects = scorer.score(chunk, seen)
+                    scored_file.write(scored)
+                    if len(rejects):
+                        rejects_file.write(rejects)
+                    seen += len(chunk)
+                    bar.update(len(chunk))
+        finally:
+            scored_file.close()
+            rejects_file.close()
+        os.replace(scored_file.path, output)
+        if rejects_file.rows:
+            os.replace(rejects_file.path, rejected)
+        else:
+            rejected.unlink(missing_ok=True)
+    return scored_file.rows, rejects_file.rows
 
 
 def main(argv: list[str] | None = None) -> None:
