@@ -175,6 +175,23 @@ def test_the_ct_run_title_names_its_episodes_as_the_trigger_reads_them(workflows
     assert github_standin.RUN_NAME == "ct: {reason} {episodes}"
 
 
+def test_pull_request_ci_holds_no_credential_that_can_promote_or_overwrite(workflows):
+    """The pull request's code runs in ci.yml: it gets the CI identity and read-only data."""
+    text = json.dumps(workflows["ci"])
+    assert "secrets.MLFLOW_CI_TOKEN" in text
+    for powerful in ("MLFLOW_TRACKING_TOKEN }}", "DVC_REMOTE_ACCESS_KEY_ID", "DVC_REMOTE_SECRET"):
+        assert f"secrets.{powerful}" not in text, powerful
+    promoting = [
+        n for n in ("cd", "rollback") if "secrets.MLFLOW_TRACKING_TOKEN" in json.dumps(workflows[n])
+    ]
+    assert promoting == ["cd", "rollback"]
+
+
+def test_dvc_verifies_what_it_pulls(repo_root: Path):
+    config = (repo_root / ".dvc" / "config").read_text()
+    assert "verify = true" in config
+
+
 def make_targets(repo_root: Path) -> set[str]:
     done = subprocess.run(["make", "help"], cwd=repo_root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
