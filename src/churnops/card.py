@@ -11,6 +11,10 @@ from typing import Any
 
 from churnops.config import CARD_FILE, read_json
 
+# The gate stages an install of models/ here and marks its commit point (gate.install).
+INCOMING = ".incoming"
+COMMITTED = "COMMITTED"
+
 
 class CardError(ValueError):
     """The model card is missing or lacks what the model needs to be used."""
@@ -19,6 +23,11 @@ class CardError(ValueError):
 def read_card(model_dir: Path) -> dict[str, Any]:
     """The model card in `model_dir`."""
     path = model_dir / CARD_FILE
+    if (model_dir / INCOMING / COMMITTED).exists():
+        raise CardError(
+            f"{model_dir}/ is in the middle of an install the gate committed: run "
+            "`make pipeline` (the gate finishes it) before using the model"
+        )
     try:
         card = read_json(path)
     except FileNotFoundError:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from churnops import tracking
+from churnops.card import COMMITTED, INCOMING
 from churnops.config import (
     CANDIDATE_DIR,
     CARD_FILE,
@@ -100,24 +101,47 @@ def judge(
 
 
 def install(candidate_dir: Path, models_dir: Path, card: dict[str, Any] | None) -> None:
-    """Copy the candidate's model and profile into models/, then its card if given.
+    """Put the candidate's model and profile (and its card, if given) in models/, as one change.
 
-    Each file is replaced atomically; the card goes last, so it never describes a model
-    that is not there yet.
+    The files are staged in models/.incoming/, then a COMMITTED marker is renamed into
+    place: the commit point. Only then are the files moved into models/. A crash before the
+    marker leaves models/ as it was (the stage is discarded); after it, `finish_install`
+    completes the moves, which every reader of models/ requires (card.read_card).
     """
     models_dir.mkdir(parents=True, exist_ok=True)
+    finish_install(models_dir)
+    incoming = models_dir / INCOMING
+    shutil.rmtree(incoming, ignore_errors=True)
+    incoming.mkdir()
     for name in (MODEL_FILE, PROFILE_FILE):
-        staged = models_dir / f".{name}.incoming"
-        shutil.copyfile(candidate_dir / name, staged)
-        os.replace(staged, models_dir / name)
+        shutil.copyfile(candidate_dir / name, incoming / name)
     if card is not None:
-        staged = models_dir / f".{CARD_FILE}.incoming"
-        write_json(staged, card)
-        os.replace(staged, models_dir / CARD_FILE)
+        write_json(incoming / CARD_FILE, card)
+    for staged in incoming.iterdir():
+        with staged.open("rb") as f:
+            os.fsync(f.fileno())
+    marker = incoming / f".{COMMITTED}"
+    marker.write_text("\n".join(sorted(p.name for p in incoming.iterdir())) + "\n")
+    os.replace(marker, incoming / COMMITTED)
+    finish_install(models_dir)
+
+
+def finish_install(models_dir: Path) -> None:
+    """Complete an install that reached its commit point; discard one that did not."""
+    incoming = models_dir / INCOMING
+    if not incoming.exists():
+        return
+    committed = incoming / COMMITTED
+    if committed.exists():
+        for name in committed.read_text().split():
+            if (incoming / name).exists():
+                os.replace(incoming / name, models_dir / name)
+    shutil.rmtree(incoming)
 
 
 def main() -> None:
     params = load_params()
+    finish_install(MODELS_DIR)  # an install a crash interrupted after its commit point
     candidate = read_json(CANDIDATE_DIR / CARD_FILE)
     champion_card = MODELS_DIR / CARD_FILE
     champion = read_json(champion_card) if champion_card.exists() else None

@@ -6,7 +6,9 @@ import copy
 import json
 from pathlib import Path
 
-from churnops import gate
+import pytest
+
+from churnops import card, gate
 
 CFG = {
     "floors": {"roc_auc": 0.8},
@@ -85,3 +87,67 @@ def test_release_keeps_the_champion_card_unless_given_one(tmp_path: Path) -> Non
         "model_card.json",
         "reference_profile.json",
     ]
+
+
+def _models_with_champion(tmp_path: Path) -> tuple[Path, Path]:
+    candidate, models = tmp_path / "candidate", tmp_path / "models"
+    candidate.mkdir()
+    models.mkdir()
+    for name in ("model.onnx", "reference_profile.json"):
+        (candidate / name).write_text(f"new {name}")
+        (models / name).write_text(f"old {name}")
+    (models / "model_card.json").write_text('{"model_sha256": "old"}')
+    return candidate, models
+
+
+def _contents(models: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in models.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("crash_after", ["copyfile", "write_json", "fsync"])
+def test_a_crash_before_the_commit_point_leaves_models_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_after: str
+) -> None:
+    candidate, models = _models_with_champion(tmp_path)
+    before = _contents(models)
+    target = {"copyfile": gate.shutil, "write_json": gate, "fsync": gate.os}[crash_after]
+
+    def crash(*args, **kwargs):
+        raise OSError("the machine went away")
+
+    monkeypatch.setattr(target, crash_after, crash)
+    with pytest.raises(OSError):
+        gate.install(candidate, models, {"model_sha256": "new"})
+    monkeypatch.undo()
+    gate.finish_install(models)  # what the next gate run (or reader) does first
+    assert _contents(models) == before
+    assert not (models / ".incoming").exists()
+
+
+def test_a_crash_after_the_commit_point_is_completed_and_readers_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    candidate, models = _models_with_champion(tmp_path)
+    moved: list[str] = []
+    replace = gate.os.replace
+
+    def crash_after_one_move(src, dst):
+        replace(src, dst)
+        if Path(dst).parent == models:
+            moved.append(Path(dst).name)
+            raise OSError("the machine went away")
+
+    monkeypatch.setattr(gate.os, "replace", crash_after_one_move)
+    with pytest.raises(OSError):
+        gate.install(candidate, models, {"model_sha256": "new"})
+    monkeypatch.undo()
+    assert len(moved) == 1  # models/ now mixes old and new files...
+    with pytest.raises(card.CardError, match="middle of an install"):
+        card.read_card(models)  # ...which no reader uses
+    gate.finish_install(models)
+    assert _contents(models) == {
+        "model.onnx": "new model.onnx",
+        "reference_profile.json": "new reference_profile.json",
+        "model_card.json": '{\n  "model_sha256": "new"\n}\n',
+    }
+    assert card.read_card(models) == {"model_sha256": "new"}
