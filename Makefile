@@ -5,6 +5,10 @@ SHELL := bash
 
 VENV := .venv
 PY := $(VENV)/bin/python
+# The interpreter that makes the venv: Python 3.11.4 to 3.13 (make PYTHON=python3.13 ...).
+PYTHON ?= python3
+export PYTHON PORT
+PIP_VERSION := 26.3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PORT ?= 3000
 
@@ -20,9 +24,10 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml requirements.lock
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	scripts/first-run/check-python "$$PYTHON"
+	"$$PYTHON" -m venv $(VENV)
+	scripts/first-run/pip-install $(PY) $(VENV)/pip.log -q pip==$(PIP_VERSION)
+	scripts/first-run/pip-install $(PY) $(VENV)/pip.log -q -c requirements.lock -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv and install churnops with pinned dependencies
@@ -35,9 +40,12 @@ pipeline: data ## Run the DVC pipeline: validate, split, train, evaluate, export
 
 run: pipeline serve ## Fresh machine to a served model (install, data, pipeline, serve on $PORT)
 
-test: pipeline $(TEST_SETUP) ## Everything CI runs: lint and every test tier
+# The suite runs under the venv's Python; test-pythons covers the other supported minors.
+test: pipeline $(TEST_SETUP) ## Everything CI runs: lint, every test tier, the other Pythons
 	$(MAKE) lint
 	$(PY) -m pytest tests
+	$(MAKE) test-pythons PYTHONS="$$(scripts/find-pythons | tr ' ' '\n' | \
+	  grep -v "python$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')$$" | tr '\n' ' ')"
 
 test-code: install ## Fast tests of the code: the venv only, no data, no model, no servers
 	$(PY) -m pytest tests/code

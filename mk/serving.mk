@@ -6,7 +6,8 @@ BENCH += bench-serving
 .PHONY: serve bento bench-serving setup-serving
 
 serve: install ## Serve models/ with BentoML on $PORT (default 3000): /predict /metadata /metrics
-	$(VENV)/bin/bentoml serve churnops.serving.service:Churnops --host 0.0.0.0 --port $(PORT)
+	scripts/first-run/check-port $(PY) "$$PORT"
+	$(VENV)/bin/bentoml serve churnops.serving.service:Churnops --host 0.0.0.0 --port "$$PORT"
 
 bento: install ## Import models/ into the BentoML model store and build the Bento (prints its tag)
 	$(VENV)/bin/churnops bento
