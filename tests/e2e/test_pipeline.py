@@ -98,6 +98,27 @@ def test_a_fresh_clone_on_another_cpu_reproduces_them_too(
     assert git_status(path) == "", "another CPU changed dvc.lock, reports or the model card"
 
 
+def test_dvcs_own_commands_work_as_the_readme_shows(clone: Path, tmp_path: Path) -> None:
+    """With the venv on PATH (activated): an experiment in a copy, its table, the plots."""
+    experiment = run(
+        clone,
+        "-m",
+        "dvc",
+        "exp",
+        "run",
+        "--temp",
+        "-S",
+        "train.hyperparams.logistic_regression.C=0.5",
+    )
+    assert experiment.returncode == 0, experiment.stdout + experiment.stderr
+    assert "Ran experiment(s)" in experiment.stdout
+    assert git_status(clone) == "", "an experiment with --temp leaves the workspace alone"
+    table = run(clone, "-m", "dvc", "exp", "show", "--json")
+    assert table.returncode == 0 and "0.5" in table.stdout
+    plots = run(clone, "-m", "dvc", "plots", "show", "-o", str(tmp_path / "plots"))
+    assert plots.returncode == 0 and (tmp_path / "plots" / "index.html").exists()
+
+
 def test_nothing_changed_reruns_nothing(clone: Path, tracking_uri: str) -> None:
     result = pipeline(clone, tracking_uri)
     assert result.returncode == 0
