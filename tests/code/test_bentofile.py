@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pathspec
 import yaml
+from packaging.utils import canonicalize_name
 
 
 def _bentofile(repo_root: Path) -> dict:
@@ -17,13 +19,14 @@ def _bentofile(repo_root: Path) -> dict:
 
 def test_python_packages_are_pinned_as_in_the_lock(repo_root: Path) -> None:
     locked = {
-        line.split("==")[0].lower().replace("_", "-"): line.strip()
-        for line in (repo_root / "requirements.lock").read_text().splitlines()
-        if "==" in line
+        canonicalize_name(name): version
+        for name, version in re.findall(
+            r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", (repo_root / "requirements.lock").read_text(), re.M
+        )
     }
     for pin in _bentofile(repo_root)["python"]["packages"]:
-        name = pin.split("==")[0].lower().replace("_", "-")
-        assert locked[name].lower() == pin.lower(), f"{pin} differs from the lock"
+        name, _, version = pin.partition("==")
+        assert locked[canonicalize_name(name)] == version, f"{pin} differs from the lock"
 
 
 def _include_spec(repo_root: Path) -> pathspec.PathSpec:

@@ -45,3 +45,13 @@ def test_every_declared_dependency_is_pinned_by_the_lock(repo_root: Path) -> Non
         if "==" in line and not line.startswith("#")
     }
     assert declared(repo_root) <= locked
+
+
+def test_every_locked_package_has_hashes_and_install_requires_them(repo_root: Path) -> None:
+    lock = (repo_root / "requirements.lock").read_text()
+    entries = [e for e in lock.split("\n") if e and not e.startswith((" ", "#"))]
+    blocks = lock.split("\n")
+    for entry in entries:
+        following = blocks[blocks.index(entry) + 1]
+        assert entry.endswith("\\") and following.strip().startswith("--hash=sha256:"), entry
+    assert "--require-hashes -r requirements.lock" in (repo_root / "Makefile").read_text()
