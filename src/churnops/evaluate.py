@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import joblib
@@ -119,10 +120,13 @@ def main() -> None:
     write_json(METRICS, report)
     for name, rows in plots.items():
         write_json(PLOTS_DIR / f"{name}.json", rows)
-    with tracking.resume_training_run() as mlflow:
-        mlflow.log_metrics(tracking.flat_metrics(report))
-        mlflow.set_tag("fit_diagnosis", report["fit"]["diagnosis"])
-        mlflow.log_artifacts(str(PLOTS_DIR), artifact_path="plots")
+    try:
+        with tracking.resume_training_run() as mlflow:
+            mlflow.log_metrics(tracking.flat_metrics(report))
+            mlflow.set_tag("fit_diagnosis", report["fit"]["diagnosis"])
+            mlflow.log_artifacts(str(PLOTS_DIR), artifact_path="plots")
+    except tracking.TrackingError as exc:
+        sys.exit(f"evaluate: {exc}")
     test = report["test"]
     print(
         f"evaluate: test ROC AUC {test['roc_auc']:.4f}, F1 {test['f1']:.4f}, "

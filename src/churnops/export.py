@@ -175,10 +175,13 @@ def main() -> None:
     check = candidate.card["parity"]
     write_json(EXPORT_REPORT, {"parity": check})
     write_candidate(candidate, CANDIDATE_DIR)
-    with tracking.resume_training_run() as mlflow:
-        mlflow.log_metrics({"parity.max_abs_diff": check["max_abs_diff"]})
-        mlflow.set_tag("model_sha256", candidate.card["model_sha256"])
-        mlflow.log_artifacts(str(CANDIDATE_DIR), artifact_path="candidate")
+    try:
+        with tracking.resume_training_run() as mlflow:
+            mlflow.log_metrics({"parity.max_abs_diff": check["max_abs_diff"]})
+            mlflow.set_tag("model_sha256", candidate.card["model_sha256"])
+            mlflow.log_artifacts(str(CANDIDATE_DIR), artifact_path="candidate")
+    except tracking.TrackingError as exc:
+        sys.exit(f"export: {exc}")
     print(
         f"export: parity on {check['rows']} customers, max |diff| {check['max_abs_diff']:.2e}, "
         f"labels agree {check['label_agreement']:.2%}"

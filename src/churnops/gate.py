@@ -168,7 +168,10 @@ def main() -> None:
     if same_model:
         card = None
     else:
-        run = tracking.run_identity(tracking.training_run())
+        try:
+            run = tracking.run_identity(tracking.training_run())
+        except tracking.TrackingError as exc:
+            sys.exit(f"gate: {exc}")
         card = candidate | run | {"gated_against": baseline}
     install(CANDIDATE_DIR, MODELS_DIR, card)
     print(f"gate: passed; models/ holds {candidate['model_sha256'][:12]}")

@@ -86,7 +86,10 @@ def main() -> None:
         sys.exit(f"train: params.yaml train.hyperparams.{estimator} is invalid: {exc}")
     joblib.dump(pipeline, PIPELINE)
     write_json(TRAIN_REPORT, report)
-    run_id = track(pipeline, report, params, len(train))
+    try:
+        run_id = track(pipeline, report, params, len(train))
+    except tracking.TrackingError as exc:
+        sys.exit(f"train: {exc}")
     print(f"train: {report['estimator']}, CV ROC AUC {report['cv']['roc_auc']['mean']:.4f}")
     print(f"train: MLflow run {run_id}")
 

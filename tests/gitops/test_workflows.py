@@ -137,13 +137,25 @@ def test_no_dangerous_trigger_and_no_expression_in_scripts(workflows):
         assert "${{" not in step.get("run", ""), (name, job_id, step["run"])
 
 
-def test_only_pushing_jobs_keep_checkout_credentials(workflows):
-    for name, job_id, job, step in steps(workflows):
-        if step.get("uses", "").startswith("actions/checkout@"):
+def test_only_pushing_jobs_keep_checkout_credentials_and_only_after_installing(workflows):
+    """No package's install code runs while a push credential sits in .git/config."""
+    for name, workflow in workflows.items():
+        for job_id, job in workflow["jobs"].items():
             pushes = job.get("permissions", {}).get("contents") == "write"
-            uses_own_token = any("create-pull-request" in s.get("uses", "") for s in job["steps"])
-            expected = pushes and not uses_own_token
-            assert step["with"]["persist-credentials"] is expected, (name, job_id)
+            own_token = any("create-pull-request" in s.get("uses", "") for s in job["steps"])
+            keeping = [
+                i
+                for i, step in enumerate(job["steps"])
+                if step.get("uses", "").startswith("actions/checkout@")
+                and step["with"]["persist-credentials"] is True
+            ]
+            if not pushes or own_token:
+                assert not keeping, (name, job_id)
+                continue
+            assert len(keeping) == 1, (name, job_id)
+            installs = [i for i, s in enumerate(job["steps"]) if "install" in s.get("run", "")]
+            assert installs and max(installs) < keeping[0], (name, job_id)
+            assert job["steps"][keeping[0]]["with"]["clean"] is False, (name, job_id)
 
 
 def test_every_job_has_a_time_limit(workflows):
