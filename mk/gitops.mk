@@ -50,9 +50,10 @@ release: ## CD: commit image $(DIGEST) to k8s/overlays/$(OVERLAY) and push it to
 	  $(BOT_IDENTITY) git commit --quiet -m "release($$OVERLAY): $$DIGEST" -- "k8s/overlays/$$OVERLAY"
 	$(PUSH_TO_MAIN)
 
-rollback: ## Roll back model, image and data to MLflow version $(VERSION), as one pushed commit
+rollback: ## Roll back model, image and data to MLflow version $(VERSION): one pushed commit, then the alias
 	$(BOT_IDENTITY) $(VENV)/bin/churnops rollback --to "$$VERSION"
 	$(PUSH_TO_MAIN)
+	$(VENV)/bin/churnops rollback --to "$$VERSION" --move-champion
 
 verify-release: ## CD: wait until $(URL)/metadata serves image $(DIGEST), then check /readyz
 	for attempt in $$(seq $(VERIFY_ATTEMPTS)); do \

@@ -3,9 +3,11 @@
 From the registry's record of VERSION: its image digest goes into the production and
 staging overlays, and its data pointer (data.dvc), pipeline record (dvc.lock), model card
 and reports come back from its `card_commit`. That is one Git commit; Argo CD then
-deploys the old image, and `dvc pull` gets the old data and model files. Last, the
-`champion` alias moves back to VERSION. Code and params.yaml stay as they are: revert
-the change that caused the rollback in a pull request, or the next retrain repeats it.
+deploys the old image, and `dvc pull` gets the old data and model files. The `champion`
+alias moves back to VERSION only once that commit is on main (`--move-champion`, which
+`make rollback` runs after the push): a refused push leaves the registry as it was. Code
+and params.yaml stay as they are: revert the change that caused the rollback in a pull
+request, or the next retrain repeats it.
 """
 
 from __future__ import annotations
@@ -75,12 +77,12 @@ def commit_message(target: dict[str, str], overlays: list[str]) -> str:
         f"model sha256: {target['sha']}\n"
         f"image: {target['digest']} (overlays: {', '.join(overlays)})\n"
         f"data.dvc, dvc.lock, {registry.CARD} and reports/ restored from {target['commit']}\n"
-        f"MLflow alias {registry.CHAMPION} -> version {target['version']}\n"
+        f"MLflow alias {registry.CHAMPION} -> version {target['version']} once this is on main\n"
     )
 
 
 def rollback(version: str, overlays_dir: Path = set_image.OVERLAYS_DIR) -> dict[str, str]:
-    """Restore VERSION's image, data and model pointers as one commit, then move champion."""
+    """Restore VERSION's image, data and model pointers as one commit (nothing else changes)."""
     target = plan(version)
     paths = [set_image.kustomization(name, overlays_dir) for name in ROLLBACK_OVERLAYS]
     overlays = [p for p in paths if p.exists()]
@@ -99,6 +101,12 @@ def rollback(version: str, overlays_dir: Path = set_image.OVERLAYS_DIR) -> dict[
     if _staged_anything():
         _git("commit", "-q", "-m", commit_message(target, [p.parent.name for p in overlays]))
         target["rollback_commit"] = _git("rev-parse", "HEAD")
+    return target
+
+
+def move_champion(version: str) -> dict[str, str]:
+    """Point `champion` at VERSION, once its rollback commit is on main."""
+    target = plan(version)
     client = registry.connect()
     client.set_registered_model_alias(
         registry.REGISTERED_MODEL, registry.CHAMPION, target["version"]
@@ -109,16 +117,25 @@ def rollback(version: str, overlays_dir: Path = set_image.OVERLAYS_DIR) -> dict[
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="churnops rollback", description=__doc__.splitlines()[0])
     parser.add_argument("--to", required=True, metavar="VERSION", help="model version to restore")
+    parser.add_argument(
+        "--move-champion",
+        action="store_true",
+        help="after the rollback commit is pushed: move the champion alias to VERSION",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.move_champion:
+            target = move_champion(args.to)
+            print(f"rollback: {registry.CHAMPION} is version {target['version']}")
+            return
         target = rollback(args.to)
     except (RollbackError, set_image.OverlayError) as exc:
         sys.exit(f"rollback: {exc}")
     made = target.get("rollback_commit", "no commit needed: the tree already matched")
     print(
-        f"rollback: {registry.CHAMPION} is version {target['version']} "
-        f"(image {target['digest']}); commit {made}. "
-        "Push it for Argo CD, and run `dvc pull` for the data and model files."
+        f"rollback: version {target['version']} (image {target['digest']}) restored; "
+        f"commit {made}. Push it for Argo CD, then run `churnops rollback --to "
+        f"{target['version']} --move-champion`; `dvc pull` gets the data and model files."
     )
 
 

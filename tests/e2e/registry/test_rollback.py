@@ -80,6 +80,10 @@ def test_rollback_restores_image_data_and_model_in_one_commit(
         edits = [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
         assert len(edits) == 2 and all("digest:" in line for line in edits), diff
     assert git(repo, "status", "--porcelain") == ""
+    # The alias waits for the push (make rollback runs --move-champion after it).
+    assert client.get_model_version_by_alias(MODEL, "champion").version != "1"
+    moved = churnops_process(repo, "rollback", "--to", "1", "--move-champion")
+    assert moved.returncode == 0, moved.stderr
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
 
 
