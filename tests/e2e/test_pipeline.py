@@ -108,13 +108,13 @@ def test_dvcs_own_commands_work_as_the_readme_shows(clone: Path, tmp_path: Path)
         "run",
         "--temp",
         "-S",
-        "train.hyperparams.logistic_regression.C=0.5",
+        "train.hyperparams.logistic_regression.C=0.7",
     )
     assert experiment.returncode == 0, experiment.stdout + experiment.stderr
     assert "Ran experiment(s)" in experiment.stdout
     assert git_status(clone) == "", "an experiment with --temp leaves the workspace alone"
     table = run(clone, "-m", "dvc", "exp", "show", "--json")
-    assert table.returncode == 0 and "0.7" in table.stdout
+    assert table.returncode == 0 and '"C": 0.7' in table.stdout
     plots = run(clone, "-m", "dvc", "plots", "show", "-o", str(tmp_path / "plots"))
     assert plots.returncode == 0 and (tmp_path / "plots" / "index.html").exists()
 
