@@ -199,6 +199,15 @@ def test_pull_request_ci_holds_no_credential_that_can_promote_or_overwrite(workf
     assert promoting == ["cd", "rollback"]
 
 
+def test_the_ci_test_job_has_every_supported_python(workflows):
+    """make test runs test-pythons, which needs 3.11, 3.12 and 3.13 on the runner."""
+    [setup] = [
+        s for s in workflows["ci"]["jobs"]["test"]["steps"] if "setup-python" in s.get("uses", "")
+    ]
+    versions = setup["with"]["python-version"].split()
+    assert sorted(versions) == ["3.11", "3.12", "3.13"] and versions[-1] == "3.11"
+
+
 def test_dvc_verifies_what_it_pulls(repo_root: Path):
     config = (repo_root / ".dvc" / "config").read_text()
     assert "verify = true" in config
