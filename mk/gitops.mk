@@ -12,11 +12,12 @@ VERIFY_DELAY ?= 10
 
 TEST_SETUP += setup-gitops
 
-# What a caller passes (OVERLAY=, DIGEST=, VERSION=, URL=, IMAGE=) reaches the recipes as
-# environment variables, quoted by the shell, never pasted into the command text.
-export OVERLAY DIGEST VERSION URL IMAGE
+# What a caller passes (OVERLAY=, DIGEST=, VERSION=, URL=, IMAGE=, VERIFIED=, BRANCH=)
+# reaches the recipes as environment variables, quoted by the shell, never pasted into the
+# command text.
+export OVERLAY DIGEST VERSION URL IMAGE VERIFIED BRANCH
 
-.PHONY: setup-gitops push-image release rollback verify-release
+.PHONY: setup-gitops push-image ci-pipeline commit-back release rollback verify-release
 
 $(CHECKOV_VENV)/.installed:
 	python3 -m venv $(CHECKOV_VENV)
@@ -35,16 +36,35 @@ push-image: ## CD: push $(IMAGE) (built by `make image`) and print its digest to
 	digest=$$(docker image inspect --format '{{index .RepoDigests 0}}' "$$IMAGE" | cut -d@ -f2); \
 	  echo "digest=$$digest" | tee -a "$${GITHUB_OUTPUT:-/dev/stdout}"
 
-# Release and rollback commits are the bot's; a push that loses a race with the other
-# overlay's release rebases over it and tries again.
+# Commit-back, release and rollback commits are the bot's. A release goes on top of the
+# newest main, and only if main still deploys what VERIFIED (the commit staging verified)
+# did; a push that loses a race rebases and tries again.
 BOT_IDENTITY := GIT_AUTHOR_NAME=churnops-bot GIT_COMMITTER_NAME=churnops-bot \
   GIT_AUTHOR_EMAIL=churnops-bot@users.noreply.github.com \
   GIT_COMMITTER_EMAIL=churnops-bot@users.noreply.github.com
 PUSH_TO_MAIN := for attempt in 1 2 3; do \
-  git push --quiet origin HEAD:main && exit 0; $(BOT_IDENTITY) git pull --quiet --rebase origin main; \
+  git fetch --quiet origin main; \
+  [ -z "$${VERIFIED:-}" ] || $(VENV)/bin/churnops verified --since "$$VERIFIED" --overlay "$$OVERLAY"; \
+  $(BOT_IDENTITY) git rebase --quiet origin/main; \
+  git push --quiet origin HEAD:main && exit 0; \
   done; exit 1
+ci-pipeline: data ## CI: what the commit records from the DVC remote (where it has it), then the pipeline
+	$(VENV)/bin/dvc pull --quiet --allow-missing
+	$(PY) -m churnops.repro
 
-release: ## CD: commit image $(DIGEST) to k8s/overlays/$(OVERLAY) and push it to main
+# What the pipeline writes that Git tracks (the rest is in the DVC remote).
+COMMITTED_OUTPUTS := dvc.lock models/model_card.json reports
+
+commit-back: ## CI: push the outputs to the DVC remote, commit them to $(BRANCH) as the bot
+	$(VENV)/bin/dvc push --quiet
+	git add -- $(COMMITTED_OUTPUTS)
+	if git diff --cached --quiet; then echo "commit-back: the committed outputs are this commit's"; exit 0; fi; \
+	  $(BOT_IDENTITY) git commit --quiet -m "ci: train and commit the outputs of $$(git rev-parse --short HEAD)"; \
+	  git push --quiet origin "HEAD:refs/heads/$$BRANCH"; \
+	  echo "commit-back: this commit's outputs were not the pipeline's; committed them as" \
+	    "$$(git rev-parse --short HEAD) on $$BRANCH, whose CI run decides the gate" >&2; exit 1
+
+release: ## CD: commit image $(DIGEST) to k8s/overlays/$(OVERLAY), push it to main (VERIFIED: staging's commit)
 	$(VENV)/bin/churnops set-image --overlay "$$OVERLAY" --digest "$$DIGEST" $(SET_IMAGE_FLAGS)
 	git diff --quiet -- "k8s/overlays/$$OVERLAY" || \
 	  $(BOT_IDENTITY) git commit --quiet -m "release($$OVERLAY): $$DIGEST" -- "k8s/overlays/$$OVERLAY"

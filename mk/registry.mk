@@ -5,8 +5,11 @@ SCENARIO ?= none
 DATE ?=
 BASE ?= main
 REPORT_DIR ?= build/report
+PR ?=
+PLOTS_URL ?=
 
-export SCENARIO DATE BASE REPORT_DIR  # to the recipes as environment, never as command text
+# To the recipes as environment, never as command text.
+export SCENARIO DATE BASE REPORT_DIR PR PLOTS_URL
 
 .PHONY: ingest data-rebuild register promote pr-report test-registry
 
@@ -17,14 +20,15 @@ data-rebuild: install ## Without the DVC remote: rebuild the base and synthetic 
 	$(VENV)/bin/churnops ingest --rebuild
 	$(PY) -m dvc status data.dvc
 
-register: install ## Register models/model.onnx in MLflow as the challenger, tagged with its lineage
-	$(VENV)/bin/churnops register
+register: install ## Register models/model.onnx in MLflow as the challenger, tagged with its lineage (and DIGEST, its image)
+	$(VENV)/bin/churnops register $${DIGEST:+--image-digest "$$DIGEST"}
 
 promote: install ## Move the MLflow champion alias to the model in models/ (refused unless its gate passed)
 	$(VENV)/bin/churnops promote
 
-pr-report: install ## The pull-request report against BASE (default main) in $(REPORT_DIR)/, with the plots as HTML
-	$(VENV)/bin/churnops report --base "$$BASE" --out "$$REPORT_DIR/report.md" --plots-dir "$$REPORT_DIR/plots"
+pr-report: install ## The report against BASE (default main) in $(REPORT_DIR)/, plots as HTML; PR=N posts it as the bot's comment
+	$(VENV)/bin/churnops report --base "$$BASE" --out "$$REPORT_DIR/report.md" --plots-dir "$$REPORT_DIR/plots" \
+	  $${PLOTS_URL:+--plots-url "$$PLOTS_URL"} $${PR:+--post "$$PR"}
 
 test-registry: install ## Tests of ingest, registry, rollback, set-image and the report (real mlflow server, git, dvc)
 	$(PY) -m pytest -q tests/code/test_ingest.py tests/e2e/registry

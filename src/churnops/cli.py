@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "restore a version's model, image and data in one commit",
     ),
     "set-image": ("churnops.release.set_image", "write an image digest into a k8s overlay"),
+    "verified": (
+        "churnops.release.verified",
+        "refuse a release if main changed what the overlay deploys since staging verified it",
+    ),
     "report": ("churnops.release.report", "the pull-request report (params, metrics, gate, plots)"),
     "retrain-trigger": ("churnops.retraining.trigger", "Alertmanager webhook: drift -> retrain"),
     "evaluate-champion": (

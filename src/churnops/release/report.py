@@ -2,9 +2,11 @@
 
 In Markdown: what changed in params.yaml and in the metrics against a base ref (from
 `dvc params diff` and `dvc metrics diff`), the gate's verdict rule by rule
-(reports/gate.json), and where the plots are. `--plots-dir` renders `dvc plots diff`
-as HTML for upload as a workflow artifact. `--post PR` creates or updates the pull
-request's comment that starts with MARKER, through GitHub's REST API.
+(reports/gate.json) naming the champion it compared against, and the plots drawn in the
+comment (release/report_plots.py). `--plots-dir` renders `dvc plots diff` as HTML for
+upload as a workflow artifact. `--post PR` creates or updates the pull request's comment
+that the bot (`--bot`) wrote and that starts with MARKER, through GitHub's REST API; a
+comment by anyone else is never edited, whatever it starts with.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 from churnops import github
 from churnops.config import GATE_REPORT, read_json
+from churnops.plots import pipeline_plots
+from churnops.release import report_plots
 
 MARKER = "<!-- churnops-report -->"
 
@@ -37,7 +41,9 @@ def _dvc(*args: str) -> str:
 
 def check_base(base: str) -> None:
     """The base must be a commit here (a shallow CI checkout has no main: fetch it)."""
-    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"])
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], capture_output=True
+    )
     if found.returncode != 0:
         raise ReportError(
             f"the base {base!r} is not a commit in this clone: fetch it (in a workflow, "
@@ -48,6 +54,24 @@ def check_base(base: str) -> None:
 def dvc_diff(kind: str, base: str) -> dict[str, Any]:
     """`dvc params diff` or `dvc metrics diff` of the workspace against `base`, as JSON."""
     return json.loads(_dvc(kind, "diff", base, "--json") or "{}")
+
+
+def at_base(base: str, path: str) -> str | None:
+    """The file's text at `base`, or None when the base does not have it."""
+    shown = subprocess.run(["git", "show", f"{base}:{path}"], capture_output=True, text=True)
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def plots_section(base: str, where: str) -> str:
+    """Every dvc.yaml plot drawn in Markdown, this pull request against `base`."""
+    drawn = [
+        report_plots.markdown(plot, Path(plot.file).read_text(), at_base(base, plot.file))
+        for plot in pipeline_plots(Path("dvc.yaml"))
+        if Path(plot.file).exists()
+    ]
+    return "\n\n".join(
+        [*drawn, f"Interactive versions (`dvc plots diff {base}` as HTML): {where}."]
+    )
 
 
 def render_plots(base: str, out_dir: Path) -> Path:
@@ -96,7 +120,7 @@ def gate_section(gate: dict[str, Any] | None) -> str:
     rules = sorted(gate["rules"], key=lambda r: r["passed"])
     lines = [
         f"**Gate: {verdict}** (candidate `{gate['candidate'][:12]}`, "
-        f"champion `{(gate.get('baseline') or 'none')[:12]}`)",
+        f"compared against the champion `{(gate.get('baseline') or 'none')[:12]}`)",
         "",
         "| Rule | Value | Verdict |",
         "|---|---|---|",
@@ -135,8 +159,8 @@ def render(
     )
 
 
-def post(body: str, pr: int, repository: str, token: str, api: str) -> str:
-    """Update the pull request's report comment, or create it; the comment's URL."""
+def post(body: str, pr: int, repository: str, token: str, api: str, bot: str) -> str:
+    """Update the bot's report comment on the pull request, or create it; its URL."""
     page = 1
     while True:
         comments = github.request(
@@ -144,7 +168,14 @@ def post(body: str, pr: int, repository: str, token: str, api: str) -> str:
             f"{api}/repos/{repository}/issues/{pr}/comments?per_page=100&page={page}",
             token,
         )
-        ours = next((c for c in comments if c["body"].startswith(MARKER)), None)
+        ours = next(
+            (
+                c
+                for c in comments
+                if c["user"]["login"] == bot and (c.get("body") or "").startswith(MARKER)
+            ),
+            None,
+        )
         if ours is not None:
             url = f"{api}/repos/{repository}/issues/comments/{ours['id']}"
             return github.request("PATCH", url, token, {"body": body})["html_url"]
@@ -167,6 +198,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar="PR",
         help="post to this pull request (env GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL)",
     )
+    parser.add_argument(
+        "--bot",
+        default=os.environ.get("CHURNOPS_BOT"),
+        help="the login GITHUB_TOKEN posts as; only its comment is updated (env CHURNOPS_BOT)",
+    )
     args = parser.parse_args(argv)
     try:
         check_base(args.base)
@@ -177,10 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     except ReportError as exc:
         sys.exit(f"report: {exc}")
     where = f"[the plots artifact]({args.plots_url})" if args.plots_url else "the plots artifact"
-    plots = (
-        f"ROC, precision-recall, confusion, calibration and learning curves of this pull "
-        f"request over `{args.base}`: see {where} (`dvc plots diff {args.base}` as HTML)."
-    )
+    plots = plots_section(args.base, where)
     gate = read_json(GATE_REPORT) if GATE_REPORT.exists() else None
     body = render(args.base, params_diff, metrics_diff, gate, plots)
     if args.out:
@@ -189,10 +222,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print(body, end="")
     if args.post is not None:
+        if not args.bot:
+            sys.exit("report: --post needs --bot LOGIN (or CHURNOPS_BOT): the login it posts as")
         api = os.environ.get("GITHUB_API_URL", github.DEFAULT_API_URL)
         try:
             repository, token = os.environ["GITHUB_REPOSITORY"], os.environ["GITHUB_TOKEN"]
-            url = post(body, args.post, repository, token, api)
+            url = post(body, args.post, repository, token, api, args.bot)
         except KeyError as missing:
             sys.exit(f"report: --post needs the environment variable {missing}")
         except (urllib.error.URLError, TimeoutError) as exc:

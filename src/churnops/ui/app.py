@@ -19,7 +19,8 @@ import streamlit as st
 
 from churnops import schema
 from churnops.config import GATE_REPORT, METRICS
-from churnops.ui.charts import label, pipeline_plots, plot_chart, probability_gauge, psi_chart
+from churnops.plots import label, pipeline_plots
+from churnops.ui.charts import plot_chart, probability_gauge, psi_chart
 from churnops.ui.client import ApiClient, ApiError, LiveMetrics, api_url, score_frame
 
 # A typical customer (the Telco data's medians) as the form's starting point; categories

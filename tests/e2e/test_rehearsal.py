@@ -1,0 +1,437 @@
+"""The team's day one, rehearsed: a params-only pull request through CI training, commit-back,
+merge, staging, production and a rollback (`make rehearse`).
+
+Real parts: Git over HTTP with tokens (`git http-backend`) and a pre-receive hook that is
+main's ruleset, real DVC against a real remote (a folder remote here; issue 13 puts S3 in
+its place), a real `mlflow server`, and the workflows' own make targets, each job in a
+fresh clone like a runner's. GitHub's API is tests/support/github_platform.py; which
+workflows a push starts is read from .github/workflows/ (tests/support/workflow_triggers.py).
+What GitHub does itself (starting the jobs, check runs of job `gate`, Argo CD's sync) the
+rehearsal does in its place, step by step, as the workflows' comments say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from churnops.release.report import MARKER
+from tests.support.github_platform import RULESET_REFUSAL, GitHubPlatform, app_jwt
+from tests.support.mlflow_server import mlflow_server
+from tests.support.workflow_triggers import GITHUB_TOKEN_ACTOR, changed_paths, started_by_push
+
+pytestmark = pytest.mark.slow
+
+REPOSITORY = "churnops/churnops"
+VENV = Path(sys.executable).parent.parent
+BRANCH = "tune-c"
+MODEL = "churnops"
+
+
+@dataclass
+class World:
+    root: Path
+    platform: GitHubPlatform
+    tracking_uri: str
+    dvc_remote: Path
+    workflows: Path
+    seen_pushes: int = 0
+    runs: list[tuple[str, str, str]] = field(default_factory=list)  # (workflow, event, sha)
+    state: dict[str, str] = field(default_factory=dict)
+
+    def app_token(self) -> str:
+        """What actions/create-github-app-token does: sign a JWT, exchange it for a token."""
+        jwt = app_jwt(self.platform.app_private_key(), self.platform.app_id)
+        url = f"{self.platform.api}/app/installations/{self.platform.installation_id}/access_tokens"
+        call = urllib.request.Request(
+            url, method="POST", headers={"Authorization": f"Bearer {jwt}"}
+        )
+        with urllib.request.urlopen(call, timeout=10) as response:
+            assert response.status == 201
+            return json.load(response)["token"]
+
+    def checkout(self, name: str, ref: str, token: str) -> Path:
+        """A runner's checkout: a fresh clone at `ref`, the venv, this rehearsal's DVC remote."""
+        path = self.root / "jobs" / name
+        git(self.root, "clone", "-q", self.platform.remote(token), str(path))
+        git(path, "checkout", "-q", ref)
+        (path / ".venv").symlink_to(VENV)
+        dvc = [str(VENV / "bin" / "dvc"), "remote", "modify", "--local", "local", "url"]
+        subprocess.run([*dvc, str(self.dvc_remote)], cwd=path, check=True)
+        return path
+
+    def make(self, clone: Path, *targets: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """A workflow step: the same make target, the venv already installed."""
+        return subprocess.run(
+            ["make", "--no-print-directory", "-o", ".venv/.installed", *targets],
+            cwd=clone,
+            env={
+                **os.environ,
+                "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}",
+                "PYTHONPATH": str(clone / "src"),
+                "MLFLOW_TRACKING_URI": self.tracking_uri,
+                "GITHUB_API_URL": self.platform.api,
+                "GITHUB_REPOSITORY": REPOSITORY,
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def new_runs(self) -> list[tuple[str, str, str]]:
+        """The runs the pushes since the last call start, by the workflows' `on:` filters."""
+        pushes = self.platform.pushes()[self.seen_pushes :]
+        self.seen_pushes += len(pushes)
+        started = []
+        for push in pushes:
+            branch = push.ref.removeprefix("refs/heads/")
+            old = push.old if set(push.old) != {"0"} else self.platform.head("main")
+            changed = changed_paths(self.platform.bare, old, push.new)
+            bases = [
+                p["base"]["ref"]
+                for p in self.platform.pulls.values()
+                if p["state"] == "open" and p["head"]["ref"] == branch
+            ]
+            for workflow, event in started_by_push(
+                self.workflows, push.pusher, branch, changed, bases[0] if bases else None
+            ):
+                started.append((workflow, event, push.new))
+        self.runs += started
+        return started
+
+    def gate_check(self, sha: str, passed: bool) -> None:
+        """GitHub's check run of the job `gate`, as the commit status the ruleset requires."""
+        self.platform.statuses.append(
+            {"sha": sha, "context": "gate", "state": "success" if passed else "failure"}
+        )
+
+
+def git(cwd: Path, *args: str, **env: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **env}
+    )
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def push(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "push", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def stand_in_digest(clone: Path) -> str:
+    """The image digest CD's build would push (tests/e2e/test_container.py builds the real one)."""
+    model = (clone / "models" / "model.onnx").read_bytes()
+    return "sha256:" + hashlib.sha256(b"image of " + model).hexdigest()
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("rehearsal")
+    bare = root / "github" / f"{REPOSITORY.split('/')[1]}.git"
+    bare.parent.mkdir()
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo_root), str(bare)], check=True)
+    (root / "dvc-remote").mkdir()
+    with (
+        mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri,
+        GitHubPlatform(bare, REPOSITORY) as platform,
+    ):
+        yield World(root, platform, uri, root / "dvc-remote", repo_root / ".github" / "workflows")
+
+
+def deploy(world: World, sha: str, name: str) -> str:
+    """CD's build job, then staging, then production, for `sha`; the digest."""
+    build = world.checkout(f"{name}-build", sha, world.app_token())
+    ok(
+        subprocess.run(
+            [str(VENV / "bin" / "dvc"), "pull", "--quiet"],
+            cwd=build,
+            capture_output=True,
+            text=True,
+        )
+    )
+    digest = stand_in_digest(build)
+    ok(world.make(build, "register", DIGEST=digest))
+    for overlay in ("staging", "production"):
+        job = world.checkout(f"{name}-{overlay}", sha, world.app_token())
+        verified = {"VERIFIED": sha} if overlay == "production" else {}
+        ok(world.make(job, "release", OVERLAY=overlay, DIGEST=digest, **verified))
+    ok(world.make(world.checkout(f"{name}-promote", sha, world.app_token()), "promote"))
+    return digest
+
+
+def test_main_is_protected_from_everyone_but_the_bot(world: World) -> None:
+    alice = world.platform.user_token("alice")
+    clone = world.checkout("alice-main", "main", alice)
+    (clone / "README.md").write_text("a direct edit\n")
+    git(
+        clone,
+        "commit",
+        "-qam",
+        "a direct push",
+        GIT_AUTHOR_NAME="alice",
+        GIT_COMMITTER_NAME="alice",
+        GIT_AUTHOR_EMAIL="alice@example.invalid",
+        GIT_COMMITTER_EMAIL="alice@example.invalid",
+    )
+    refused = push(clone, "-q", "origin", "HEAD:main")
+    assert (
+        refused.returncode != 0 and "Changes must be made through a pull request" in refused.stderr
+    )
+    # GITHUB_TOKEN cannot be a bypass actor either.
+    actions = world.platform.user_token(GITHUB_TOKEN_ACTOR)
+    git(clone, "remote", "set-url", "origin", world.platform.remote(actions))
+    assert push(clone, "-q", "origin", "HEAD:main").returncode != 0
+    # A read-only token (a fork's pull request) cannot push at all.
+    reader = world.platform.user_token("fork-ci", write=False)
+    git(clone, "remote", "set-url", "origin", world.platform.remote(reader))
+    denied = push(clone, "-q", "origin", "HEAD:refs/heads/anything")
+    assert denied.returncode != 0 and "403" in denied.stderr
+    assert world.platform.pushes() == []
+    assert RULESET_REFUSAL.splitlines()[0] in refused.stderr
+
+
+def test_the_champion_today_is_main_as_cd_released_it(world: World) -> None:
+    """Before the pull request: CD has released main, so the registry has a champion."""
+    main = world.platform.head("main")
+    seed = world.checkout("seed", main, world.app_token())
+    ok(world.make(seed, "ci-pipeline"))
+    ok(world.make(seed, "commit-back", BRANCH="main"))  # nothing to commit: main's outputs
+    assert world.platform.head("main") == main
+    world.state["first_digest"] = deploy(world, main, "seed")
+    client = MlflowClient(world.tracking_uri)
+    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+    world.new_runs()
+
+
+def test_a_params_only_pull_request_is_trained_and_committed_back_by_ci(world: World) -> None:
+    alice = world.platform.user_token("alice")
+    clone = world.checkout("alice", "main", alice)
+    git(clone, "checkout", "-q", "-b", BRANCH)
+    params = clone / "params.yaml"
+    params.write_text(params.read_text().replace("      C: 1.0\n", "      C: 0.7\n", 1))
+    git(
+        clone,
+        "commit",
+        "-qam",
+        "Lower C to 0.7",
+        GIT_AUTHOR_NAME="alice",
+        GIT_COMMITTER_NAME="alice",
+        GIT_AUTHOR_EMAIL="alice@example.invalid",
+        GIT_COMMITTER_EMAIL="alice@example.invalid",
+    )
+    ok(push(clone, "-q", "origin", f"HEAD:refs/heads/{BRANCH}"))
+    request = urllib.request.Request(
+        f"{world.platform.api}/repos/{REPOSITORY}/pulls",
+        method="POST",
+        data=json.dumps({"title": "Lower C", "head": BRANCH, "base": "main"}).encode(),
+        headers={"Authorization": f"Bearer {alice}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        number = json.load(response)["number"]
+    world.state["pr"] = str(number)
+    contributor_sha = world.platform.head(BRANCH)
+    runs = world.new_runs()
+    assert ("ci", "push") not in {(w, e) for w, e, _ in runs}  # push CI is for main only
+    # (the pull request is opened after the push: GitHub starts ci on `opened`)
+
+    job = world.checkout("ci-1", contributor_sha, world.app_token())
+    ok(world.make(job, "ci-pipeline"))
+    committed = world.make(job, "commit-back", BRANCH=BRANCH)
+    assert committed.returncode != 0, committed.stdout + committed.stderr  # this commit is stale
+    assert "committed them as" in committed.stderr
+    world.gate_check(contributor_sha, passed=False)
+    bot_sha = world.platform.head(BRANCH)
+    assert bot_sha != contributor_sha
+    author = git(job, "log", "-1", "--format=%an <%ae>", bot_sha)
+    assert author.startswith("churnops-bot")
+    touched = git(job, "diff", "--name-only", contributor_sha, bot_sha).split()
+    assert "dvc.lock" in touched and "models/model_card.json" in touched
+    assert all(
+        p in ("dvc.lock", "models/model_card.json") or p.startswith("reports/") for p in touched
+    )
+    ok(
+        world.make(
+            job,
+            "pr-report",
+            PR=str(number),
+            BASE="origin/main",
+            GITHUB_TOKEN=world.app_token(),
+            CHURNOPS_BOT=world.platform.bot,
+        )
+    )
+    # The bot's push (an App token, not GITHUB_TOKEN) starts CI on its commit, and only CI.
+    assert world.new_runs() == [("ci", "pull_request", bot_sha)]
+    world.state["bot_sha"] = bot_sha
+
+
+def test_the_report_is_one_bot_comment_naming_the_champion_with_plots(world: World) -> None:
+    pr = int(world.state["pr"])
+    ours = [c for c in world.platform.comments if c["issue"] == pr and c["body"].startswith(MARKER)]
+    assert [c["user"]["login"] for c in ours] == [world.platform.bot]
+    body = ours[0]["body"]
+    card = json.loads(
+        git(world.root, f"--git-dir={world.platform.bare}", "show", "main:models/model_card.json")
+    )
+    assert f"compared against the champion `{card['model_sha256'][:12]}`" in body
+    assert "```mermaid\nxychart-beta" in body and "| Actual churn \\ Predicted churn |" in body
+    assert "`train.hyperparams.logistic_regression.C` | 1.0 | 0.7 |" in body
+
+
+def test_the_rerun_on_the_bot_commit_is_a_no_op_and_passes_the_gate(world: World) -> None:
+    bot_sha = world.state["bot_sha"]
+    # A comment by someone else that starts like the report's is never edited.
+    spoof = {
+        "id": 999,
+        "issue": int(world.state["pr"]),
+        "body": f"{MARKER}\nnot the bot",
+        "user": {"login": "mallory"},
+        "html_url": "x",
+    }
+    world.platform.comments.insert(0, spoof)
+    job = world.checkout("ci-2", bot_sha, world.app_token())
+    run = ok(world.make(job, "ci-pipeline"))
+    assert "Stage 'train' didn't change" in run or "Data and pipelines are up to date" in run
+    ok(world.make(job, "commit-back", BRANCH=BRANCH))
+    world.gate_check(bot_sha, passed=True)
+    assert world.platform.head(BRANCH) == bot_sha  # nothing committed: no loop
+    ok(
+        world.make(
+            job,
+            "pr-report",
+            PR=world.state["pr"],
+            BASE="origin/main",
+            GITHUB_TOKEN=world.app_token(),
+            CHURNOPS_BOT=world.platform.bot,
+        )
+    )
+    assert spoof["body"] == f"{MARKER}\nnot the bot"
+    bots = [c for c in world.platform.comments if c["user"]["login"] == world.platform.bot]
+    assert len(bots) == 1
+    assert world.new_runs() == []
+
+
+def merge(world: World, token: str, sha: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{world.platform.api}/repos/{REPOSITORY}/pulls/{world.state['pr']}/merge",
+        method="PUT",
+        data=json.dumps({"sha": sha, "merge_method": "merge"}).encode(),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_merging_needs_the_gate_on_the_head_and_ships_what_was_reviewed(world: World) -> None:
+    maintainer = world.platform.user_token("maya")
+    world.platform.statuses = [
+        s for s in world.platform.statuses if s["sha"] != world.state["bot_sha"]
+    ]
+    status, answer = merge(world, maintainer, world.state["bot_sha"])
+    assert status == 405 and "gate" in answer["message"]
+    world.gate_check(world.state["bot_sha"], passed=True)
+    status, answer = merge(world, maintainer, world.state["bot_sha"])
+    assert status == 200, answer
+    world.state["merge_sha"] = answer["sha"]
+    assert world.new_runs() == [("cd", "push", answer["sha"]), ("ci", "push", answer["sha"])]
+
+
+def test_cd_releases_the_merged_model_to_staging_then_production(world: World) -> None:
+    merged = world.state["merge_sha"]
+    digest = deploy(world, merged, "cd")
+    main = world.checkout("after-cd", "main", world.platform.user_token("maya"))
+    for overlay in ("staging", "production"):
+        text = (main / "k8s" / "overlays" / overlay / "kustomization.yaml").read_text()
+        assert digest in text
+    client = MlflowClient(world.tracking_uri)
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    card = json.loads((main / "models" / "model_card.json").read_text())
+    assert champion.version == "2" and champion.tags["model_sha256"] == card["model_sha256"]
+    # Release commits change only overlays: they start CI on main, never CD (no loop).
+    assert {w for w, _, _ in world.new_runs()} == {"ci"}
+    world.state["second_digest"] = digest
+
+
+def test_production_refuses_when_main_changed_what_it_deploys(world: World) -> None:
+    verified = world.platform.head("main")
+    change = world.checkout("base-change", "main", world.app_token())
+    hpa = change / "k8s" / "base" / "horizontalpodautoscaler.yaml"
+    hpa.write_text(hpa.read_text() + "# an unreviewed change\n")
+    git(
+        change,
+        "commit",
+        "-qam",
+        "base change",
+        GIT_AUTHOR_NAME="churnops-bot",
+        GIT_COMMITTER_NAME="churnops-bot",
+        GIT_AUTHOR_EMAIL="b@x",
+        GIT_COMMITTER_EMAIL="b@x",
+    )
+    ok(push(change, "-q", "origin", "HEAD:main"))
+    job = world.checkout("refused-production", verified, world.app_token())
+    refused = world.make(
+        job, "release", OVERLAY="production", VERIFIED=verified, DIGEST="sha256:" + "1" * 64
+    )
+    assert refused.returncode != 0 and "k8s/base/horizontalpodautoscaler.yaml" in refused.stderr
+    assert "sha256:" + "1" * 64 not in git(
+        job, "show", "origin/main:k8s/overlays/production/kustomization.yaml"
+    )
+    world.new_runs()
+
+
+def test_rollback_restores_model_image_and_data_then_the_champion(world: World) -> None:
+    job = world.checkout("rollback", "main", world.app_token())
+    ok(world.make(job, "rollback", VERSION="1"))
+    main = world.checkout("after-rollback", "main", world.platform.user_token("maya"))
+    production = (main / "k8s" / "overlays" / "production" / "kustomization.yaml").read_text()
+    assert world.state["first_digest"] in production
+    params = yaml.safe_load(git(main, "show", f"{world.state['merge_sha']}^1:params.yaml"))
+    assert params["train"]["hyperparams"]["logistic_regression"]["C"] == 1.0
+    client = MlflowClient(world.tracking_uri)
+    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+    ok(
+        subprocess.run(
+            [str(VENV / "bin" / "dvc"), "pull", "--quiet"], cwd=main, capture_output=True, text=True
+        )
+    )
+    first = client.get_model_version(MODEL, "1")
+    assert (
+        hashlib.sha256((main / "models" / "model.onnx").read_bytes()).hexdigest()
+        == first.tags["model_sha256"]
+    )
+
+
+def test_a_refused_rollback_push_leaves_the_champion_where_it_was(world: World) -> None:
+    job = world.checkout("refused-rollback", "main", world.app_token())
+    git(
+        job,
+        "remote",
+        "set-url",
+        "origin",
+        world.platform.remote(world.platform.user_token("alice")),
+    )
+    refused = world.make(job, "rollback", VERSION="2")
+    assert (
+        refused.returncode != 0 and "Changes must be made through a pull request" in refused.stderr
+    )
+    client = MlflowClient(world.tracking_uri)
+    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
