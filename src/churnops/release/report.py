@@ -76,6 +76,7 @@ def plots_section(base: str, where: str) -> str:
 
 def render_plots(base: str, out_dir: Path) -> Path:
     """`dvc plots diff` of the workspace against `base`, as an HTML page in `out_dir`."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     _dvc("plots", "diff", base, "-o", str(out_dir))
     return out_dir / "index.html"
 
