@@ -291,7 +291,7 @@ def test_the_report_is_one_bot_comment_naming_the_champion_with_plots(world: Wor
     )
     assert f"compared against the champion `{card['model_sha256'][:12]}`" in body
     assert "```mermaid\nxychart-beta" in body and "| Actual churn \\ Predicted churn |" in body
-    assert "`train.hyperparams.logistic_regression.C` | 1.0 | 0.7 |" in body
+    assert "| `train.hyperparams.logistic_regression.C` | 1.0000 | 0.7000 | -0.3000 |" in body
 
 
 def test_the_rerun_on_the_bot_commit_is_a_no_op_and_passes_the_gate(world: World) -> None:
