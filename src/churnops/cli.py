@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "churnops.serving.bento",
         "import models/ into the BentoML store and build the Bento",
     ),
+    "init": ("churnops.init", "write churnops.yaml and render it (--check: what is out of date)"),
+    "identity": ("churnops.identity", "print a value of churnops.yaml (--github-env: all of them)"),
 }
 
 
