@@ -246,3 +246,9 @@ def test_identity_out_of_date_or_invalid(root: Path) -> None:
         "doctor: churnops.yaml: repository must be OWNER/NAME, got 'x': fix it (docs/setup.md), "
         "then `churnops init`"
     )
+
+
+def test_docs_setup_has_a_row_per_job(repo_root: Path) -> None:
+    text = (repo_root / "docs/setup.md").read_text()
+    for name, job in doctor.JOBS.items():
+        assert f"| `{name}` | `{job.workflow}` `{job.job}` |" in text, name
