@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "churnops.serving.bento",
         "import models/ into the BentoML store and build the Bento",
     ),
+    "init": ("churnops.init", "write churnops.yaml and render it (--check: what is out of date)"),
+    "doctor": ("churnops.doctor", "what a workflow job's setup is missing (--job JOB)"),
+    "identity": ("churnops.identity", "print a value of churnops.yaml (--github-env: all of them)"),
 }
 
 
