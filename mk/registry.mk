@@ -29,6 +29,7 @@ promote: install ## Move the MLflow champion alias to the model in models/ (refu
 pr-report: install ## The report against BASE (default main) in $(REPORT_DIR)/, plots as HTML; PR=N posts it as the bot's comment
 	$(VENV)/bin/churnops report --base "$$BASE" --out "$$REPORT_DIR/report.md" --plots-dir "$$REPORT_DIR/plots" \
 	  $${PLOTS_URL:+--plots-url "$$PLOTS_URL"} $${PR:+--post "$$PR"}
+	[ -z "$${GITHUB_STEP_SUMMARY:-}" ] || cat "$$REPORT_DIR/report.md" >> "$$GITHUB_STEP_SUMMARY"
 
 test-registry: install ## Tests of ingest, registry, rollback, set-image and the report (real mlflow server, git, dvc)
 	$(PY) -m pytest -q tests/code/test_ingest.py tests/e2e/registry

@@ -77,10 +77,8 @@ def _for_forks(*secrets: Secret) -> tuple[Secret, ...]:
 
 JOBS: dict[str, Job] = {
     "ci-test": Job("ci.yml", "test"),
-    "ci-train": Job("ci.yml", "train", _for_forks(MLFLOW_CI, *DVC_READ), mlflow=True, dvc="read"),
-    "ci-commit-back": Job(
-        "ci.yml", "commit-back", (MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"
-    ),
+    "ci-train": Job("ci.yml", "gate", _for_forks(MLFLOW_CI, *DVC_READ), mlflow=True, dvc="read"),
+    "ci-commit-back": Job("ci.yml", "gate", (MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"),
     "ct": Job("ct.yml", "retrain", (MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"),
     "cd-build": Job("cd.yml", "build", (MLFLOW_CD, *DVC_READ, BOT), mlflow=True, dvc="read"),
     "cd-staging": Job("cd.yml", "staging", (MLFLOW_CD, BOT), mlflow=True),

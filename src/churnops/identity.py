@@ -212,7 +212,6 @@ FIELDS: tuple[Field, ...] = (
         "receivers[name=retrain-trigger].webhook_configs[0].url",
         "http://churnops-retrain-trigger.{production_namespace}.svc:8080/alert",
     ),
-    Field("mk/gitops.mk", "IMAGE_REPO", "{image_repository}"),
     Field(".dvc/config", """['remote "local"'].url""", "{dvc_remote_url}"),
 )
 
@@ -444,8 +443,13 @@ def dump(identity: Identity, explicit_git_url: bool) -> str:
 # --- churnops identity ------------------------------------------------------------------------
 
 
+def env_name(key: str) -> str:
+    """CHURNOPS_<KEY>, but the tracking URI under the name MLflow itself reads."""
+    return "MLFLOW_TRACKING_URI" if key == "mlflow_tracking_uri" else f"CHURNOPS_{key.upper()}"
+
+
 def env_lines(identity: Identity) -> str:
-    return "".join(f"{key.upper()}={value}\n" for key, value in identity.values().items())
+    return "".join(f"{env_name(key)}={value}\n" for key, value in identity.values().items())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -457,7 +461,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--github-env",
         action="store_true",
-        help="append KEY=VALUE (upper-cased keys) for every value to the file $GITHUB_ENV names",
+        help="append CHURNOPS_KEY=VALUE (and MLFLOW_TRACKING_URI) to the file $GITHUB_ENV names",
     )
     args = parser.parse_args(argv)
     try:
@@ -471,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("identity: GITHUB_ENV is not set (GitHub Actions sets it for every step)")
         with open(target, "a") as f:
             f.write(env_lines(identity))
-        names = ", ".join(key.upper() for key in values)
+        names = ", ".join(env_name(key) for key in values)
         print(f"identity: {len(values)} values appended to $GITHUB_ENV: {names}")
         return
     if args.key is None:

@@ -212,9 +212,10 @@ def test_identity_prints_a_value_and_fills_github_env(
     ident.main(["--github-env"])
     lines = env_file.read_text().splitlines()
     assert lines[0] == "EARLIER=1"
-    assert "IMAGE_REPOSITORY=ghcr.io/churnops/churnops-service" in lines
+    assert "CHURNOPS_IMAGE_REPOSITORY=ghcr.io/churnops/churnops-service" in lines
+    assert "CHURNOPS_BOT=churnops-bot[bot]" in lines  # `churnops report --post` posts as it
     assert "MLFLOW_TRACKING_URI=https://mlflow.example.invalid" in lines
-    assert "STAGING_NAMESPACE=churnops-staging" in lines
+    assert "CHURNOPS_STAGING_NAMESPACE=churnops-staging" in lines
     assert len(lines) == 1 + len(ident.KEYS)
     monkeypatch.setenv("GITHUB_ENV", "")
     with pytest.raises(SystemExit, match="GITHUB_ENV is not set"):
@@ -224,10 +225,8 @@ def test_identity_prints_a_value_and_fills_github_env(
 # --- Nothing else names the repository ----------------------------------------------------------
 
 # Files that may name the identity: the config, what init renders, and tests/ and docs/
-# (examples). .github/ is left out for now: its workflows still name the image (cd.yml's
-# IMAGE_REPO and IMAGE); the other engineer is wiring them through
-# `churnops identity --github-env` and will remove this exclusion then.
-ALLOWED_PREFIXES = ("tests/", "docs/", ".github/")
+# (examples). The workflows read it with `churnops identity --github-env`.
+ALLOWED_PREFIXES = ("tests/", "docs/")
 
 
 def naming(root: Path, files: list[str], identity: ident.Identity) -> list[str]:

