@@ -80,7 +80,7 @@ JOBS: dict[str, Job] = {
     "ci-train": Job("ci.yml", "gate", _for_forks(MLFLOW_CI, *DVC_READ), mlflow=True, dvc="read"),
     "ci-commit-back": Job("ci.yml", "gate", (MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"),
     "ct": Job("ct.yml", "retrain", (MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"),
-    "cd-build": Job("cd.yml", "build", (MLFLOW_CD, *DVC_READ, BOT), mlflow=True, dvc="read"),
+    "cd-build": Job("cd.yml", "build", (MLFLOW_CD, *DVC_READ), mlflow=True, dvc="read"),
     "cd-staging": Job("cd.yml", "staging", (MLFLOW_CD, BOT), mlflow=True),
     "cd-production": Job("cd.yml", "production", (MLFLOW_CD, BOT), mlflow=True),
     "rollback": Job("rollback.yml", "rollback", (MLFLOW_CD, BOT), mlflow=True),
