@@ -22,6 +22,7 @@ from tests.e2e.registry.workspace import churnops_process, clone, git
 REPOSITORY = "churnops/churnops"
 PULL_REQUEST = 7
 TOKEN = "test-token"
+BOT = "churnops-bot[bot]"  # the login GitHub shows for TOKEN's comments
 
 
 class CommentsStandIn:
@@ -29,9 +30,16 @@ class CommentsStandIn:
 
     def __init__(self, unrelated: int) -> None:
         self.comments: list[dict[str, Any]] = [
-            {"id": n, "body": f"comment {n}", "html_url": f"https://github.invalid/c/{n}"}
+            {
+                "id": n,
+                "body": f"comment {n}",
+                "user": {"login": "someone"},
+                "html_url": f"https://github.invalid/c/{n}",
+            }
             for n in range(1, unrelated + 1)
         ]
+        # Someone else's comment that starts like the report: never to be edited.
+        self.comments[3]["body"] = f"{MARKER} not the bot's"
         self.calls: list[tuple[str, str]] = []
         standin = self
 
@@ -59,7 +67,14 @@ class CommentsStandIn:
                 if self.command == "POST" and path == listing:
                     number = len(standin.comments) + 1
                     url = f"https://github.invalid/c/{number}"
-                    standin.comments.append({"id": number, "body": sent["body"], "html_url": url})
+                    standin.comments.append(
+                        {
+                            "id": number,
+                            "body": sent["body"],
+                            "user": {"login": BOT},
+                            "html_url": url,
+                        }
+                    )
                     return self._reply(201, standin.comments[-1])
                 prefix = f"/repos/{REPOSITORY}/issues/comments/"
                 if self.command == "PATCH" and path.startswith(prefix):
@@ -79,7 +94,9 @@ class CommentsStandIn:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def ours(self) -> list[dict[str, Any]]:
-        return [c for c in self.comments if c["body"].startswith(MARKER)]
+        return [
+            c for c in self.comments if c["body"].startswith(MARKER) and c["user"]["login"] == BOT
+        ]
 
 
 @pytest.fixture
@@ -167,7 +184,12 @@ def test_report_names_a_base_it_cannot_find(pull_request: Path) -> None:
 def test_report_comment_is_created_once_then_updated_in_place(
     pull_request: Path, github: CommentsStandIn
 ) -> None:
-    env = {"GITHUB_API_URL": github.url, "GITHUB_REPOSITORY": REPOSITORY, "GITHUB_TOKEN": TOKEN}
+    env = {
+        "GITHUB_API_URL": github.url,
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "GITHUB_TOKEN": TOKEN,
+        "CHURNOPS_BOT": BOT,
+    }
     first = churnops_process(pull_request, "report", "--post", str(PULL_REQUEST), **env)
     assert first.returncode == 0, first.stderr
     assert len(github.ours()) == 1
@@ -184,6 +206,7 @@ def test_report_comment_is_created_once_then_updated_in_place(
     assert ("PATCH", f"/repos/{REPOSITORY}/issues/comments/{comment['id']}") in github.calls
     assert sum(call[0] == "POST" for call in github.calls) == 1
     assert len(github.comments) == 121
+    assert github.comments[3]["body"] == f"{MARKER} not the bot's"
 
     refused = churnops_process(
         pull_request, "report", "--post", str(PULL_REQUEST), **{**env, "GITHUB_TOKEN": "stale"}
