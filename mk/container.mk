@@ -10,8 +10,9 @@ CONTAINER_ENV := CONTAINERS_CONF=$(CURDIR)/scripts/container/containers.conf
 
 .PHONY: setup-container base-image container-test image
 
-setup-container: install ## podman, runc and debootstrap (Debian packages) for the container test
-	scripts/apt-install podman runc containernetworking-plugins iptables debootstrap debian-archive-keyring
+setup-container: install ## Where no Docker daemon answers: podman, runc and debootstrap for the container test
+	if [ "$(CONTAINER_BACKEND)" = docker ]; then echo "setup-container: docker answers, nothing to install"; \
+	else scripts/apt-install podman runc containernetworking-plugins iptables debootstrap debian-archive-keyring; fi
 
 base-image: setup-container ## Local stand-in for the Bento's base image (python:3.11-slim), cached
 	$(CONTAINER_ENV) scripts/container/base-image.sh

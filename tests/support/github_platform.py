@@ -14,7 +14,9 @@ GitHub cannot be reached from here, so this server answers as GitHub documents i
   and a `ghs_` token acting as `{slug}[bot]`; 401 for a bad or expired JWT, 404 for
   another installation.
 - **Pull requests**: `POST/GET /repos/{r}/pulls` (422 for a missing head branch or a
-  second open pull request of one head), `GET /repos/{r}/pulls/{n}`, and
+  second open pull request of one head), `GET /repos/{r}/pulls/{n}`; a fork's pull
+  request (`open_fork_pull`) has its head under `refs/pull/{n}/head` and its head repo
+  the fork's, as GitHub keeps it; and
   `PUT /repos/{r}/pulls/{n}/merge`: 405 while a required status check of the head commit
   is not `success`, 409 when `sha` is not the head any more, else a real merge commit
   pushed as `web-flow`.
@@ -137,8 +139,24 @@ class GitHubPlatform:
         lines = log.read_text().splitlines() if log.exists() else []
         return [Push(*line.split(" ")) for line in lines]
 
+    def open_fork_pull(self, bundle: Path, title: str, user: str, fork: str, branch: str) -> int:
+        """A pull request from a fork: its commits (a bundle's HEAD) under refs/pull/N/head."""
+        number = len(self.pulls) + 1
+        self.git("fetch", "-q", str(bundle), f"HEAD:refs/pull/{number}/head")
+        sha = self.git("rev-parse", f"refs/pull/{number}/head")
+        self.pulls[number] = {
+            "number": number,
+            "state": "open",
+            "merged": False,
+            "title": title,
+            "user": {"login": user},
+            "head": {"ref": branch, "sha": sha, "repo": {"full_name": fork}},
+            "base": {"ref": "main", "repo": {"full_name": self.repository}},
+        }
+        return number
+
     def head(self, ref: str) -> str:
-        return self._git("rev-parse", f"refs/heads/{ref}")
+        return self.git("rev-parse", f"refs/heads/{ref}")
 
     def __enter__(self) -> GitHubPlatform:
         self._thread.start()
@@ -164,7 +182,7 @@ class GitHubPlatform:
             "PUSH_LOG": str(self.bare / "pushes.log"),
         }
 
-    def _git(self, *args: str) -> str:
+    def git(self, *args: str) -> str:
         done = subprocess.run(
             ["git", f"--git-dir={self.bare}", *args], capture_output=True, text=True, check=True
         )
@@ -213,7 +231,8 @@ class GitHubPlatform:
 
     def _pull_view(self, pull: dict[str, Any]) -> dict[str, Any]:
         view = json.loads(json.dumps(pull))
-        if pull["state"] == "open" and self._branch_exists(pull["head"]["ref"]):
+        here = pull["head"]["repo"]["full_name"] == self.repository
+        if pull["state"] == "open" and here and self._branch_exists(pull["head"]["ref"]):
             view["head"]["sha"] = self.head(pull["head"]["ref"])
         return view
 
