@@ -1,6 +1,7 @@
 """Which of .github/workflows/ a push starts, by the `on:` filters GitHub documents.
 
-- A push by GITHUB_TOKEN (`github-actions[bot]`) starts no workflow (it would loop).
+- A push by GITHUB_TOKEN (`github-actions[bot]`) starts no workflow (it would loop), nor
+  does one whose head commit's message says `[skip ci]` (or GitHub's other spellings).
 - `push`: `branches` (globs) and `paths` / `paths-ignore` (globs, `**` across folders)
   against the files the push changed.
 - `pull_request` (a push to a pull request's head branch: `synchronize`): `branches`
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 GITHUB_TOKEN_ACTOR = "github-actions[bot]"
+SKIP = ("[skip ci]", "[ci skip]", "[no ci]", "[skip actions]", "[actions skip]")
 
 
 def _on(workflow: dict[str, Any]) -> dict[str, Any]:
@@ -49,10 +51,15 @@ def changed_paths(git_dir: Path, old: str, new: str) -> list[str]:
 
 
 def started_by_push(
-    workflows_dir: Path, pusher: str, branch: str, changed: list[str], base: str | None
+    workflows_dir: Path,
+    pusher: str,
+    branch: str,
+    changed: list[str],
+    base: str | None,
+    message: str = "",
 ) -> list[tuple[str, str]]:
     """(workflow, event) for each run a push starts; `base` is set for a pull request's head."""
-    if pusher == GITHUB_TOKEN_ACTOR:
+    if pusher == GITHUB_TOKEN_ACTOR or any(skip in message for skip in SKIP):
         return []
     runs = []
     for path in sorted(workflows_dir.glob("*.yml")):

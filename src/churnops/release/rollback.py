@@ -77,7 +77,10 @@ def commit_message(target: dict[str, str], overlays: list[str]) -> str:
         f"model sha256: {target['sha']}\n"
         f"image: {target['digest']} (overlays: {', '.join(overlays)})\n"
         f"data.dvc, dvc.lock, {registry.CARD} and reports/ restored from {target['commit']}\n"
-        f"MLflow alias {registry.CHAMPION} -> version {target['version']} once this is on main\n"
+        f"MLflow alias {registry.CHAMPION} -> version {target['version']} once this is on main\n\n"
+        # GitHub starts no push workflow for this commit: CD would rebuild what is already
+        # deployed, and CI would train the restored lock against params.yaml's newer values.
+        "[skip ci]\n"
     )
 
 
