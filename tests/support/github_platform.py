@@ -231,6 +231,7 @@ class GitHubPlatform:
 
     def _pull_view(self, pull: dict[str, Any]) -> dict[str, Any]:
         view = json.loads(json.dumps(pull))
+        view["html_url"] = f"{self.url}/{self.repository}/pull/{pull['number']}"
         here = pull["head"]["repo"]["full_name"] == self.repository
         if pull["state"] == "open" and here and self._branch_exists(pull["head"]["ref"]):
             view["head"]["sha"] = self.head(pull["head"]["ref"])
