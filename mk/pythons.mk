@@ -6,6 +6,6 @@ PYTHONS ?= $(shell scripts/find-pythons)
 
 .PHONY: test-pythons
 
-test-pythons: ## Install, test-code, pipeline and a prediction under each of $(PYTHONS)
+test-pythons: setup-runner ## Install, test-code, pipeline and a prediction under each of $(PYTHONS) (as a non-root user)
 	@[ -n "$(strip $(PYTHONS))" ] || { scripts/find-pythons >/dev/null; exit 1; }
 	scripts/test-pythons $(PYTHONS)
