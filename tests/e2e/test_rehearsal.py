@@ -477,3 +477,54 @@ def test_a_fork_pull_request_is_trained_only_after_a_maintainer_reviews_it(world
     ok(world.make(job, "ci-pipeline"))
     assert world.make(job, "commit-back", BRANCH=f"fork/{number}").returncode != 0
     assert git(job, "log", "-1", "--format=%an", f"origin/fork/{number}").startswith("churnops-bot")
+
+
+def open_pull(world: World, token: str, head: str, title: str, body: str = "") -> int:
+    request = urllib.request.Request(
+        f"{world.platform.api}/repos/{REPOSITORY}/pulls",
+        method="POST",
+        data=json.dumps({"title": title, "head": head, "base": "main", "body": body}).encode(),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["number"]
+
+
+def test_nightly_ct_opens_a_bot_pull_request_that_ci_gates(world: World) -> None:
+    """ct.yml's steps, then what create-pull-request does with the App's token."""
+    job = world.checkout("ct", "main", world.app_token())
+    ok(world.make(job, "data"))
+    ok(world.make(job, "ingest", SCENARIO="price_rise"))
+    ok(world.dvc(job, "pull", "--quiet", "gate"))
+    ok(world.make(job, "evaluate-champion"))
+    ok(world.make(job, "pipeline"))
+    ok(world.dvc(job, "push", "--quiet"))
+    ok(world.make(job, "register"))
+    ok(world.make(job, "pr-report", BASE="origin/main"))
+    body = (job / "build" / "report" / "report.md").read_text()
+    assert body.startswith(MARKER) and "compared against the champion" in body
+    git(job, "checkout", "-q", "-b", "bot/retrain")
+    git(job, "add", "data.dvc", "dvc.lock", "models/model_card.json", "reports")
+    commit(job, "ct: retrain on the newest data (schedule)", "churnops-bot")
+    ok(push(job, "-q", "--force", "origin", "HEAD:refs/heads/bot/retrain"))
+    sha = git(job, "rev-parse", "HEAD")
+    number = open_pull(world, world.app_token(), "bot/retrain", "ct: retrain (schedule)", body)
+    # The App's push starts the bot pull request's CI (GITHUB_TOKEN's would start none).
+    assert world.new_runs() == [("ci", "pull_request", sha)]
+
+    # Its CI: the committed outputs are already the pipeline's, so the gate decides alone.
+    ci = world.checkout("ct-ci", sha, world.app_token())
+    run = ok(world.make(ci, "ci-pipeline"))
+    assert "didn't change" in run or "up to date" in run
+    ok(world.make(ci, "commit-back", BRANCH="bot/retrain"))
+    assert world.platform.head("bot/retrain") == sha
+    gate = json.loads((ci / "reports" / "gate.json").read_text())
+    client = MlflowClient(world.tracking_uri)
+    challenger = client.get_model_version_by_alias(MODEL, "challenger")
+    card = json.loads((ci / "models" / "model_card.json").read_text())
+    assert challenger.tags["model_sha256"] == card["model_sha256"]
+    assert (
+        gate["baseline"]
+        == json.loads(world.platform.git("show", "main:models/model_card.json"))["model_sha256"]
+    )
+    assert world.platform.pulls[number]["state"] == "open"
