@@ -476,7 +476,9 @@ def test_a_fork_pull_request_is_trained_only_after_a_maintainer_reviews_it(world
     job = world.checkout("fork-ci-trained", sha, world.app_token())
     ok(world.make(job, "ci-pipeline"))
     assert world.make(job, "commit-back", BRANCH=f"fork/{number}").returncode != 0
-    assert git(job, "log", "-1", "--format=%an", f"origin/fork/{number}").startswith("churnops-bot")
+    bot_sha = world.platform.head(f"fork/{number}")
+    assert git(job, "log", "-1", "--format=%an", bot_sha).startswith("churnops-bot")
+    assert world.new_runs() == [("ci", "pull_request", bot_sha)]
 
 
 def open_pull(world: World, token: str, head: str, title: str, body: str = "") -> int:
