@@ -1,7 +1,9 @@
 """The BentoML service: a thin adapter that serves the churnops model inside BentoML.
 
 BentoML runs the workers and gives /livez, /readyz, /metrics, tracing and its own
-request metrics. POST /predict is answered by the PredictEndpoint middleware, GET
+request metrics. POST /predict is declared as a BentoML API (`predict`, typed with the
+schema's customer), so /schema.json and BentoML's Sync/AsyncHTTPClient know it; over HTTP
+the PredictEndpoint middleware answers it first, with the same parser and answer, GET
 /metadata by the mounted app and /docs.json by the OpenApiDocument middleware; none of
 them imports BentoML (DESIGN.md: BentoML's per-request IO layer cost more than the
 model). /readyz answers 200 once the model is loaded and a warm-up prediction succeeded.
@@ -12,11 +14,12 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
+from typing import Any
 
 import bentoml
 import orjson
 
-from churnops.serving import bentoml_paths, bentoml_timeout, openapi, settings
+from churnops.serving import bentoml_paths, bentoml_timeout, openapi, request_model, settings
 from churnops.serving.app import new_app
 from churnops.serving.endpoint import PredictEndpoint
 from churnops.serving.served_model import ServedModel
@@ -25,6 +28,7 @@ bentoml_timeout.apply()
 bentoml_paths.apply()
 
 app = new_app()
+Customer = request_model.customer_model()
 
 
 def _model_dir(service: bentoml.Service) -> Path:
@@ -71,6 +75,13 @@ class Churnops:
 
     def __is_ready__(self) -> bool:
         return self.ready
+
+    @bentoml.api(route="/predict")
+    def predict(self, customers: list[Customer]) -> dict[str, Any]:
+        """Churn probability and decision for each customer (1 to max_batch of them)."""
+        served = app.state.served
+        body = orjson.dumps({"customers": customers})
+        return orjson.loads(served.predict(served.parser.columns(body)))
 
 
 Churnops.add_asgi_middleware(PredictEndpoint, state=app.state)
