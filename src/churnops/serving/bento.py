@@ -25,6 +25,30 @@ from churnops.serving.settings import BENTO_MODEL
 
 BENTOFILE = Path("bentofile.yaml")
 BUILD_CONTEXT = Path("src")
+TEMPLATES = Path("bento")  # bentofile.yaml's dockerfile_template is ../bento/ from src/
+
+
+class BentoError(RuntimeError):
+    """The Bento cannot be built here; the message says why."""
+
+
+def staged_context(into: Path) -> Path:
+    """The build context (src/, bento/, bentofile.yaml) copied under `into`; its src/.
+
+    BentoML refuses a build context with a hidden folder in its path ("Accessing hidden
+    files is not allowed"), as a checkout under ~/.cache has: the copy has none.
+    """
+    hidden = [part for part in into.resolve().parts if part.startswith(".")]
+    if hidden:
+        raise BentoError(
+            f"the temporary folder {into} is under a hidden folder ({hidden[0]}), which "
+            "BentoML refuses: set TMPDIR to a folder without one"
+        )
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(BUILD_CONTEXT, into / BUILD_CONTEXT, ignore=ignore)
+    shutil.copytree(TEMPLATES, into / TEMPLATES)
+    shutil.copyfile(BENTOFILE, into / BENTOFILE)
+    return into / BUILD_CONTEXT
 
 
 def model_labels(card: dict[str, Any]) -> dict[str, str]:
@@ -67,14 +91,18 @@ def build(model_dir: Path, git_commit: str) -> str:
     """Import the model and build the Bento; the Bento's tag."""
     model_tag = import_model(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
+        context = staged_context(Path(tmp) / "context")
         arguments = Path(tmp) / "serve.yaml"
         arguments.write_text(yaml.safe_dump(load_params()["serve"]))
+        # From the copy's root: BentoML also refuses a template outside the working folder.
         command = [
-            *("bentoml", "build", str(BUILD_CONTEXT), "--bentofile", str(BENTOFILE.resolve())),
+            *("bentoml", "build", str(BUILD_CONTEXT), "--bentofile", str(BENTOFILE)),
             *("--arg-file", str(arguments), "--label", f"git_commit={git_commit}"),
             *("--label", f"model={model_tag}", "--output", "tag"),
         ]
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            command, cwd=context.parent, check=True, capture_output=True, text=True
+        ).stdout
     return out.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
@@ -84,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         tag = build(args.model_dir, lineage.git_commit())
+    except BentoError as error:
+        sys.exit(f"bento: {error}")
     except subprocess.CalledProcessError as error:
         sys.exit(f"bento: `bentoml build` failed:\n{error.stderr}")
     print(tag)

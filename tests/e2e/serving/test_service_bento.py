@@ -131,3 +131,23 @@ def test_drift_flag_stays_down_in_distribution_and_rises_on_a_shift(
     for feature in ("monthly_charges", "contract"):
         assert server.metric("churnops_feature_drift_psi", feature=feature) > threshold
     assert server.metric("churnops_feature_drift_psi", feature="female") < threshold
+
+
+def test_the_bento_builds_from_a_checkout_under_a_hidden_folder(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    """A clone in ~/.cache/... : BentoML refuses hidden folders in a build context."""
+    checkout = tmp_path / ".cache" / "churnops"
+    subprocess.run(["git", "clone", "-q", str(repo_root), str(checkout)], check=True)
+    for name in ("model.onnx", "reference_profile.json"):  # DVC outputs, not in a clone
+        (checkout / "models" / name).write_bytes((repo_root / "models" / name).read_bytes())
+    env = {
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+        "PATH": f"{BIN}:/usr/bin:/bin",
+        "PYTHONPATH": str(checkout / "src"),
+    }
+    build = subprocess.run(
+        [BIN / "churnops", "bento"], cwd=checkout, env=env, capture_output=True, text=True
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert build.stdout.strip().splitlines()[-1].startswith("churnops-service:")
