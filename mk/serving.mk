@@ -1,9 +1,9 @@
 # Serving: the BentoML service over the gated ONNX model (docs/serving.md).
 
 TEST_SETUP += setup-serving
-BENCH += bench-serving
+BENCH += bench-serving bench-scoring
 
-.PHONY: serve bento bench-serving setup-serving
+.PHONY: serve bento bench-serving bench-scoring setup-serving
 
 serve: install ## Serve models/ with BentoML on $PORT (default 3000): /predict /metadata /metrics
 	scripts/first-run/check-port $(PY) "$$PORT"
@@ -17,3 +17,6 @@ setup-serving: install ## Tools for the serving tests and benchmark (wrk)
 
 bench-serving: setup-serving ## Throughput and p99 vs bare Starlette and `mlflow models serve`; startup, memory, deploy time
 	$(PY) bench/serving.py
+
+bench-scoring: pipeline ## Batch scoring of 1M customers vs the bare onnxruntime call; peak memory
+	$(PY) bench/scoring.py
