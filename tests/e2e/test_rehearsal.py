@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -247,14 +248,7 @@ def test_a_params_only_pull_request_is_trained_and_committed_back_by_ci(world: W
     params.write_text(params.read_text().replace("      C: 1.0\n", "      C: 0.7\n", 1))
     commit(clone, "Lower C to 0.7", "alice")
     ok(push(clone, "-q", "origin", f"HEAD:refs/heads/{BRANCH}"))
-    request = urllib.request.Request(
-        f"{world.platform.api}/repos/{REPOSITORY}/pulls",
-        method="POST",
-        data=json.dumps({"title": "Lower C", "head": BRANCH, "base": "main"}).encode(),
-        headers={"Authorization": f"Bearer {alice}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        number = json.load(response)["number"]
+    number = open_pull(world, alice, BRANCH, "Lower C")
     world.state["pr"] = str(number)
     contributor_sha = world.platform.head(BRANCH)
     runs = world.new_runs()
