@@ -37,6 +37,9 @@ UV_VERSION := 0.13.9
 lock: install ## Re-resolve requirements.lock and the Bento's bento.lock (uv, hashes, Python 3.11-3.13)
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	mkdir -p build
+	# uv keeps the versions already in its output file: seed it with the lock, so a new
+	# dependency adds packages without moving the others (make lock UPGRADE=1 moves them).
+	$(if $(UPGRADE),rm -f build/requirements.lock,tail -n +3 requirements.lock > build/requirements.lock)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
 	  --python-version 3.11 --no-header --no-annotate -o build/requirements.lock
 	{ head -2 requirements.lock; cat build/requirements.lock; } > requirements.lock.new
