@@ -11,7 +11,12 @@ PLOTS_URL ?=
 # To the recipes as environment, never as command text.
 export SCENARIO DATE BASE REPORT_DIR PR PLOTS_URL
 
-.PHONY: ingest data-rebuild register promote pr-report test-registry
+TEST_SETUP += setup-registry
+
+.PHONY: ingest data-rebuild register promote mlflow-access pr-report setup-registry test-registry
+
+setup-registry: install ## PostgreSQL, for the team's tracking server that the registry tests start
+	scripts/apt-install postgresql
 
 ingest: data ## Append a dated snapshot (DATE=YYYY-MM-DD, default today; SCENARIO=none|price_rise|contract_mix) and `dvc add` it
 	$(VENV)/bin/churnops ingest --scenario "$$SCENARIO" $${DATE:+--date "$$DATE"}
@@ -26,10 +31,13 @@ register: install ## Register models/model.onnx in MLflow as the challenger, tag
 promote: install ## Move the MLflow champion alias to the model in models/ (refused unless its gate passed)
 	$(VENV)/bin/churnops promote
 
+mlflow-access: install ## As the tracking server's admin: the CI and CD identities and their grants (docs/setup.md)
+	$(VENV)/bin/churnops mlflow-access
+
 pr-report: install ## The report against BASE (default main) in $(REPORT_DIR)/, plots as HTML; PR=N posts it as the bot's comment
 	$(VENV)/bin/churnops report --base "$$BASE" --out "$$REPORT_DIR/report.md" --plots-dir "$$REPORT_DIR/plots" \
 	  $${PLOTS_URL:+--plots-url "$$PLOTS_URL"} $${PR:+--post "$$PR"}
 	[ -z "$${GITHUB_STEP_SUMMARY:-}" ] || cat "$$REPORT_DIR/report.md" >> "$$GITHUB_STEP_SUMMARY"
 
-test-registry: install ## Tests of ingest, registry, rollback, set-image and the report (real mlflow server, git, dvc)
+test-registry: setup-registry ## Tests of ingest, registry, access, rollback, set-image, report (the team's mlflow server, git, dvc)
 	$(PY) -m pytest -q tests/code/test_ingest.py tests/e2e/registry

@@ -14,7 +14,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("churnops.repro", "run `dvc repro` as one transaction"),
     "ingest": ("churnops.intake.ingest", "append a dated data snapshot and `dvc add` it"),
     "register": ("churnops.release.registry", "register models/ in MLflow as the challenger"),
-    "promote": ("churnops.release.promote", "move the MLflow champion alias after a passed gate"),
+    "promote": ("churnops.release.promote", "release a gated candidate as the MLflow champion"),
+    "mlflow-access": (
+        "churnops.release.access",
+        "the tracking server's CI and CD identities, least privilege (run as its admin)",
+    ),
     "rollback": (
         "churnops.release.rollback",
         "restore a version's model, image and data in one commit",

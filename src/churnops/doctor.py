@@ -58,8 +58,15 @@ class Job:
     dvc: str | None = None  # "read" or "write" the DVC remote
 
 
-MLFLOW_CI = Secret("MLFLOW_TRACKING_TOKEN", "MLFLOW_CI_TOKEN")  # runs and versions, no alias
-MLFLOW_CD = Secret("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_TOKEN")  # moves aliases too
+# The tracking server's basic-auth identities (`churnops mlflow-access`).
+MLFLOW_CI = (  # runs and candidates; cannot move champion
+    Secret("MLFLOW_TRACKING_USERNAME", "MLFLOW_CI_USERNAME"),
+    Secret("MLFLOW_TRACKING_PASSWORD", "MLFLOW_CI_PASSWORD"),
+)
+MLFLOW_CD = (  # releases and rollbacks move champion too
+    Secret("MLFLOW_TRACKING_USERNAME", "MLFLOW_CD_USERNAME"),
+    Secret("MLFLOW_TRACKING_PASSWORD", "MLFLOW_CD_PASSWORD"),
+)
 BOT = Secret("GH_TOKEN", GITHUB_APP)
 DVC_READ = (
     Secret("AWS_ACCESS_KEY_ID", "DVC_REMOTE_READ_ACCESS_KEY_ID", s3_only=True),
@@ -77,13 +84,15 @@ def _for_forks(*secrets: Secret) -> tuple[Secret, ...]:
 
 JOBS: dict[str, Job] = {
     "ci-test": Job("ci.yml", "test"),
-    "ci-train": Job("ci.yml", "gate", _for_forks(MLFLOW_CI, *DVC_READ), mlflow=True, dvc="read"),
-    "ci-commit-back": Job("ci.yml", "gate", (MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"),
-    "ct": Job("ct.yml", "retrain", (MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"),
-    "cd-build": Job("cd.yml", "build", (MLFLOW_CD, *DVC_READ), mlflow=True, dvc="read"),
-    "cd-staging": Job("cd.yml", "staging", (MLFLOW_CD, BOT), mlflow=True),
-    "cd-production": Job("cd.yml", "production", (MLFLOW_CD, BOT), mlflow=True),
-    "rollback": Job("rollback.yml", "rollback", (MLFLOW_CD, BOT), mlflow=True),
+    "ci-train": Job("ci.yml", "gate", _for_forks(*MLFLOW_CI, *DVC_READ), mlflow=True, dvc="read"),
+    "ci-commit-back": Job(
+        "ci.yml", "gate", (*MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"
+    ),
+    "ct": Job("ct.yml", "retrain", (*MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"),
+    "cd-build": Job("cd.yml", "build", (*MLFLOW_CD, *DVC_READ), mlflow=True, dvc="read"),
+    "cd-staging": Job("cd.yml", "staging", (*MLFLOW_CD, BOT), mlflow=True),
+    "cd-production": Job("cd.yml", "production", (*MLFLOW_CD, BOT), mlflow=True),
+    "rollback": Job("rollback.yml", "rollback", (*MLFLOW_CD, BOT), mlflow=True),
     "fork-training": Job("fork-training.yml", "mirror", (BOT,)),
 }
 
@@ -133,10 +142,6 @@ def check_env(
     for secret in job.secrets:
         if _set(env, secret.env) or (secret.s3_only and not s3):
             continue
-        if secret.env == "MLFLOW_TRACKING_TOKEN" and all(
-            _set(env, f"MLFLOW_TRACKING_{part}") for part in ("USERNAME", "PASSWORD")
-        ):
-            continue  # basic auth instead of a token
         missing.add(secret.env)
         state = "empty" if secret.env in env else "not set"
         if secret.fork_optional and fork:
@@ -152,9 +157,7 @@ def check_env(
 def mlflow_problem(uri: str, env: Mapping[str, str], timeout: float, fix: str) -> str | None:
     """Why MLflow at `uri` cannot serve this job (unreachable, not authorised), or None."""
     headers = {"Accept": "application/json", "User-Agent": "churnops-doctor"}
-    if _set(env, "MLFLOW_TRACKING_TOKEN"):
-        headers["Authorization"] = f"Bearer {env['MLFLOW_TRACKING_TOKEN'].strip()}"
-    elif _set(env, "MLFLOW_TRACKING_USERNAME"):
+    if _set(env, "MLFLOW_TRACKING_USERNAME"):
         pair = f"{env['MLFLOW_TRACKING_USERNAME']}:{env.get('MLFLOW_TRACKING_PASSWORD', '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     request = urllib.request.Request(uri.rstrip("/") + MLFLOW_PROBE, headers=headers)
@@ -200,11 +203,12 @@ def check_mlflow(
     if not uri.startswith(("http://", "https://")):
         report.notes.append(f"MLflow: {uri} is a local store, nothing to reach")
         return
-    token = next(s for s in job.secrets if s.env == "MLFLOW_TRACKING_TOKEN")
-    if token.env in missing:
-        report.notes.append(f"MLflow at {uri}: not checked until {token.env} is set")
+    username, password = (s for s in job.secrets if s.env.startswith("MLFLOW_TRACKING_"))
+    absent = [s.env for s in (username, password) if s.env in missing]
+    if absent:
+        report.notes.append(f"MLflow at {uri}: not checked until {' and '.join(absent)} are set")
         return
-    problem = mlflow_problem(uri, env, timeout, token.fix(identity, "replace"))
+    problem = mlflow_problem(uri, env, timeout, password.fix(identity, "replace"))
     if problem:
         report.problems.append(problem)
 

@@ -408,7 +408,7 @@ ui_image_repository: {ui_image_repository}
 # The DVC remote `local` (.dvc/config): an absolute path, or s3://BUCKET/PATH and the like.
 dvc_remote_url: {dvc_remote_url}
 
-# The MLflow tracking server (a URL, no credentials: MLFLOW_TRACKING_TOKEN is a secret).
+# The MLflow tracking server (a URL, no credentials: MLFLOW_*_PASSWORD are secrets).
 mlflow_tracking_uri: {mlflow_tracking_uri}
 
 # The Kubernetes namespaces Argo CD deploys each overlay into.

@@ -22,6 +22,7 @@ from churnops import identity as ident
 
 PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 BASIC = "Basic " + base64.b64encode(b"ci:s3cret").decode()
+GOOD = {"MLFLOW_TRACKING_USERNAME": "ci", "MLFLOW_TRACKING_PASSWORD": "s3cret"}
 
 
 class FakeMlflow(BaseHTTPRequestHandler):
@@ -36,7 +37,7 @@ class FakeMlflow(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
             return
-        ok = auth in ("Bearer good-token", BASIC)
+        ok = auth == BASIC
         body = json.dumps({"experiments": []} if ok else {"error_code": "UNAUTHENTICATED"})
         self.send_response(200 if ok else 401)
         self.send_header("Content-Type", "application/json")
@@ -117,20 +118,22 @@ def test_every_workflow_job_has_an_entry() -> None:
 def test_missing_env_is_one_line_each_and_exit_1(root: Path, mlflow: str) -> None:
     code, lines = run("ct", {"MLFLOW_TRACKING_URI": mlflow}, root)
     assert code == 1
-    assert lines[0] == (
-        "doctor: MLFLOW_TRACKING_TOKEN is not set: add the repository secret MLFLOW_CI_TOKEN "
-        "(Settings > Secrets and variables > Actions)"
-    )
-    assert lines[1].startswith("doctor: GH_TOKEN is not set: mint it in the job")
-    assert lines[-1] == "doctor ct (.github/workflows/ct.yml job retrain): 2 to fix"
+    assert lines[:2] == [
+        "doctor: MLFLOW_TRACKING_USERNAME is not set: add the repository secret "
+        "MLFLOW_CI_USERNAME (Settings > Secrets and variables > Actions)",
+        "doctor: MLFLOW_TRACKING_PASSWORD is not set: add the repository secret "
+        "MLFLOW_CI_PASSWORD (Settings > Secrets and variables > Actions)",
+    ]
+    assert lines[2].startswith("doctor: GH_TOKEN is not set: mint it in the job")
+    assert lines[-1] == "doctor ct (.github/workflows/ct.yml job retrain): 3 to fix"
 
 
 def test_an_empty_secret_is_an_error_not_a_fallback(root: Path, mlflow: str) -> None:
-    env = {"MLFLOW_TRACKING_URI": mlflow, "MLFLOW_TRACKING_TOKEN": "", "GH_TOKEN": " "}
+    env = {**GOOD, "MLFLOW_TRACKING_URI": mlflow, "MLFLOW_TRACKING_PASSWORD": "", "GH_TOKEN": " "}
     code, lines = run("ci-commit-back", env, root)
     assert code == 1
     assert (
-        "doctor: MLFLOW_TRACKING_TOKEN is empty: add the repository secret MLFLOW_CI_TOKEN "
+        "doctor: MLFLOW_TRACKING_PASSWORD is empty: add the repository secret MLFLOW_CI_PASSWORD "
         "(Settings > Secrets and variables > Actions)"
     ) in lines
     assert any(line.startswith("doctor: GH_TOKEN is empty:") for line in lines)
@@ -138,24 +141,25 @@ def test_an_empty_secret_is_an_error_not_a_fallback(root: Path, mlflow: str) -> 
 
 
 def test_a_valid_setup_exits_0(root: Path, mlflow: str) -> None:
-    env = {"MLFLOW_TRACKING_URI": mlflow, "MLFLOW_TRACKING_TOKEN": "good-token", "GH_TOKEN": "t"}
+    env = {**GOOD, "MLFLOW_TRACKING_URI": mlflow, "GH_TOKEN": "t"}
     for job in doctor.JOBS:
         code, lines = run(job, env, root)
         assert (code, lines[-1].endswith("): ready")) == (0, True), (job, lines)
-    assert FakeMlflow.seen[0] == (PROBE, "Bearer good-token")
-    basic = {**env, "MLFLOW_TRACKING_USERNAME": "ci", "MLFLOW_TRACKING_PASSWORD": "s3cret"}
-    del basic["MLFLOW_TRACKING_TOKEN"]
-    assert run("rollback", basic, root)[0] == 0
-    assert FakeMlflow.seen[-1] == (PROBE, BASIC)
+    assert FakeMlflow.seen[0] == (PROBE, BASIC)
 
 
-def test_mlflow_refusing_the_token_is_not_authorised(root: Path, mlflow: str) -> None:
-    env = {"MLFLOW_TRACKING_URI": mlflow, "MLFLOW_TRACKING_TOKEN": "stale", "GH_TOKEN": "t"}
+def test_mlflow_refusing_the_password_is_not_authorised(root: Path, mlflow: str) -> None:
+    env = {
+        **GOOD,
+        "MLFLOW_TRACKING_URI": mlflow,
+        "MLFLOW_TRACKING_PASSWORD": "old",
+        "GH_TOKEN": "t",
+    }
     code, lines = run("cd-production", env, root)
     assert code == 1
     assert lines[0] == (
         f"doctor: MLflow at {mlflow} is not authorised (HTTP 401): the credentials are refused; "
-        "replace the repository secret MLFLOW_TRACKING_TOKEN (Settings > Secrets and variables "
+        "replace the repository secret MLFLOW_CD_PASSWORD (Settings > Secrets and variables "
         "> Actions)"
     )
 
@@ -164,7 +168,7 @@ def test_mlflow_unreachable(root: Path, mlflow: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
-    env = {"MLFLOW_TRACKING_URI": closed, "MLFLOW_TRACKING_TOKEN": "good-token", "GH_TOKEN": "t"}
+    env = {**GOOD, "MLFLOW_TRACKING_URI": closed, "GH_TOKEN": "t"}
     code, lines = run("rollback", env, root)
     assert code == 1
     assert lines[0].startswith(f"doctor: MLflow at {closed} is unreachable (")
@@ -173,9 +177,9 @@ def test_mlflow_unreachable(root: Path, mlflow: str) -> None:
 
 def test_mlflow_uri_comes_from_churnops_yaml_without_the_env(root: Path, mlflow: str) -> None:
     init.main(["--repository", "churnops/churnops", "--mlflow-uri", mlflow], root=root)
-    code, _ = run("cd-staging", {"MLFLOW_TRACKING_TOKEN": "good-token", "GH_TOKEN": "t"}, root)
+    code, _ = run("cd-staging", {**GOOD, "GH_TOKEN": "t"}, root)
     assert code == 0
-    assert FakeMlflow.seen == [(PROBE, "Bearer good-token")]
+    assert FakeMlflow.seen == [(PROBE, BASIC)]
 
 
 def test_a_fork_pull_request_trains_without_secrets(root: Path, tmp_path: Path) -> None:
@@ -185,11 +189,12 @@ def test_a_fork_pull_request_trains_without_secrets(root: Path, tmp_path: Path) 
         "GITHUB_EVENT_NAME": "pull_request",
         "GITHUB_EVENT_PATH": str(event),
         "GITHUB_REPOSITORY": "churnops/churnops",
-        "MLFLOW_TRACKING_TOKEN": "",
+        "MLFLOW_TRACKING_USERNAME": "",
+        "MLFLOW_TRACKING_PASSWORD": "",
     }
     code, lines = run("ci-train", env, root)
     assert code == 0, lines
-    assert lines[0].startswith("doctor: note: MLFLOW_TRACKING_TOKEN is empty: a fork's")
+    assert lines[0].startswith("doctor: note: MLFLOW_TRACKING_USERNAME is empty: a fork's")
     same_repo = {**env, "GITHUB_REPOSITORY": "x/fork"}
     assert run("ci-train", same_repo, root)[0] == 1
 
@@ -198,7 +203,7 @@ def test_the_dvc_remote_must_exist_and_be_writable_to_push(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     remote = tmp_path / "remote"
-    env = {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db", "MLFLOW_TRACKING_TOKEN": "x"}
+    env = {**GOOD, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
     env["GH_TOKEN"] = "t"
     remote.rmdir()
     code, lines = run("ci-train", env, root)
@@ -221,7 +226,7 @@ def test_the_dvc_remote_must_exist_and_be_writable_to_push(
 
 def test_an_s3_remote_needs_its_keys_and_is_not_reached(root: Path) -> None:
     init.main(["--repository", "churnops/churnops", "--dvc-remote-url", "s3://b/p"], root=root)
-    env = {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db", "MLFLOW_TRACKING_TOKEN": "x"}
+    env = {**GOOD, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
     code, lines = run("cd-build", {**env, "GH_TOKEN": "t"}, root)
     assert code == 1
     assert lines[:2] == [

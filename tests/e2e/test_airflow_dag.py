@@ -166,7 +166,7 @@ def test_dags_test_runs_the_pipeline_end_to_end(checkout: Path, airflow_env, art
     assert json.loads((checkout / "reports" / "gate.json").read_text())["passed"] is True
     card = json.loads((checkout / "models" / "model_card.json").read_text())
     assert lineage.file_sha256(checkout / "models" / "model.onnx") == card["model_sha256"]
-    # `register` made the released model the challenger in the copy's MLflow store.
+    # `register` made the new model the candidates' challenger in the copy's MLflow store.
     client = MlflowClient(f"sqlite:///{checkout / 'mlflow.db'}")
-    version = client.get_model_version_by_alias(registry.REGISTERED_MODEL, registry.CHALLENGER)
+    version = client.get_model_version_by_alias(registry.CANDIDATES, registry.CHALLENGER)
     assert version.tags["model_sha256"] == card["model_sha256"]

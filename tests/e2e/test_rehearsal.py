@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 REPOSITORY = "churnops/churnops"
 VENV = Path(sys.executable).parent.parent
 BRANCH = "tune-c"
-MODEL = "churnops"
+MODEL, CANDIDATES = "churnops", "churnops-candidates"
 RUNNER = "runner" if os.geteuid() == 0 else None  # GitHub's runners: not root
 
 
@@ -516,7 +516,7 @@ def test_nightly_ct_opens_a_bot_pull_request_that_ci_gates(world: World) -> None
     assert world.platform.head("bot/retrain") == sha
     gate = json.loads((ci / "reports" / "gate.json").read_text())
     client = MlflowClient(world.tracking_uri)
-    challenger = client.get_model_version_by_alias(MODEL, "challenger")
+    challenger = client.get_model_version_by_alias(CANDIDATES, "challenger")
     card = json.loads((ci / "models" / "model_card.json").read_text())
     assert challenger.tags["model_sha256"] == card["model_sha256"]
     assert (

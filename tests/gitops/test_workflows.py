@@ -214,7 +214,7 @@ def test_pull_request_ci_holds_no_credential_that_can_promote_or_overwrite(workf
     """The pull request's code runs in ci.yml: the CI identity, and DVC write keys (a
     content-addressed remote, verified on pull) only in the commit-back step."""
     text = json.dumps(workflows["ci"])
-    assert "secrets.MLFLOW_CI_TOKEN" in text and "secrets.MLFLOW_TRACKING_TOKEN" not in text
+    assert "secrets.MLFLOW_CI_PASSWORD" in text and "secrets.MLFLOW_CD_PASSWORD" not in text
     writing = [
         step["name"]
         for _, _, _, step in steps({"ci": workflows["ci"]})
@@ -225,7 +225,7 @@ def test_pull_request_ci_holds_no_credential_that_can_promote_or_overwrite(workf
         "Outputs to the DVC remote, and committed to the branch by the bot",
     ]
     promoting = [
-        n for n in ("cd", "rollback") if "secrets.MLFLOW_TRACKING_TOKEN" in json.dumps(workflows[n])
+        n for n in ("cd", "rollback") if "secrets.MLFLOW_CD_PASSWORD" in json.dumps(workflows[n])
     ]
     assert promoting == ["cd", "rollback"]
 

@@ -1,4 +1,4 @@
-"""`churnops promote [--version N]`: move the `champion` alias, only after a passed gate."""
+"""`churnops promote [--version N]`: release a candidate as `champion`, only after a passed gate."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from churnops.release import registry
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="churnops promote", description=__doc__)
-    parser.add_argument("--version", help="model version (default: the one in models/)")
+    parser.add_argument("--version", help="candidate version (default: the one in models/)")
     args = parser.parse_args(argv)
     try:
         version = registry.promote(args.version)

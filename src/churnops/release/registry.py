@@ -1,9 +1,12 @@
 """The MLflow model registry as the record of model versions (`churnops register`).
 
-Each version of the registered model "churnops" is the ONNX model in models/, tagged
-with its lineage (commit, data hash, params hash, model sha256, metrics, gate verdict and,
-once built, the image digest). Aliases say what each version is for: `challenger` is the
-newest candidate, `champion` the one production serves (stages are deprecated).
+Two registered models, one per kind of access (MLflow's model-per-environment pattern):
+every candidate CI or CT registers is a version of "churnops-candidates" (the newest is
+the `challenger`); promotion copies a gated candidate, with its tags, into "churnops",
+whose `champion` alias is what production serves. The identity CI and CT use may only
+read "churnops", so it cannot move `champion` (docs/setup.md, `churnops mlflow-access`).
+Each version is the ONNX model in models/, tagged with its lineage (commit, data hash,
+params hash, model sha256, metrics, gate verdict and, once built, the image digest).
 `card_commit` names a commit whose models/model_card.json describes the version: the
 commit a rollback restores the data and model pointers from.
 """
@@ -12,8 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,7 @@ from churnops import lineage, tracking
 from churnops.config import CARD_FILE, GATE_REPORT, MODEL_FILE, MODELS_DIR, read_json
 
 REGISTERED_MODEL = "churnops"
+CANDIDATES = "churnops-candidates"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 CARD = MODELS_DIR / CARD_FILE
@@ -38,8 +45,39 @@ def connect() -> Any:
     """An MLflow client for the configured store (MLFLOW_TRACKING_URI, else local SQLite)."""
     from mlflow import MlflowClient
 
-    tracking.configure()
-    return MlflowClient()
+    with permitted("read the registry", REGISTERED_MODEL, need="READ"):
+        tracking.configure()  # the credentials' first use
+        client = MlflowClient()
+        client.search_registered_models(max_results=1)
+    return client
+
+
+def _identity() -> str:
+    return os.environ.get("MLFLOW_TRACKING_USERNAME", "(no MLFLOW_TRACKING_USERNAME)")
+
+
+@contextmanager
+def permitted(what: str, model: str, need: str = "EDIT") -> Iterator[None]:
+    """Turn the server's 401 and 403 into a RegistryError naming the identity and its lack."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as raised:
+        # copy_model_version wraps the server's answer in an exception of its own.
+        cause = raised.__cause__
+        exc = cause if isinstance(cause, MlflowException) else raised
+        if exc.error_code == "UNAUTHENTICATED":
+            raise RegistryError(
+                f"the tracking server did not accept {_identity()}'s credentials: check "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (docs/setup.md)"
+            ) from None
+        if exc.error_code != "PERMISSION_DENIED":
+            raise
+        raise RegistryError(
+            f"the MLflow identity {_identity()} may not {what}: it needs {need} on the "
+            f"registered model {model!r} (CD's identity has it, CI's does not; docs/setup.md)"
+        ) from None
 
 
 def card_at(commit: str, card: Path = CARD) -> dict[str, Any] | None:
@@ -93,33 +131,34 @@ def lineage_tags(card: dict[str, Any], gate_report: Path = GATE_REPORT) -> dict[
     return tags
 
 
-def find_version(client: Any, model_sha256: str) -> Any | None:
-    """The registered version of a model, found by its sha256 tag."""
+def find_version(client: Any, model_sha256: str, model: str = CANDIDATES) -> Any | None:
+    """The version of a registered model holding a model, found by its sha256 tag."""
     found = client.search_model_versions(
-        f"name = '{REGISTERED_MODEL}' and tags.model_sha256 = '{model_sha256}'"
+        f"name = '{model}' and tags.model_sha256 = '{model_sha256}'"
     )
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
-def get_version(client: Any, version: str | None) -> Any:
-    """A registered version by number; None means the one the local model card describes."""
+def get_version(client: Any, version: str | None, model: str = CANDIDATES) -> Any:
+    """A version by number; None means the one holding the model the local card describes."""
     from mlflow.exceptions import MlflowException
 
     if version is None:
-        return version_of_card(client)
+        return version_of_card(client, model)
     try:
-        return client.get_model_version(REGISTERED_MODEL, version)
+        return client.get_model_version(model, version)
     except MlflowException:
-        raise RegistryError(f"{REGISTERED_MODEL} has no version {version!r}") from None
+        raise RegistryError(f"{model} has no version {version!r}") from None
 
 
-def version_of_card(client: Any, card_path: Path = CARD) -> Any:
-    """The registered version of the model the local model card describes."""
+def version_of_card(client: Any, model: str = CANDIDATES, card_path: Path = CARD) -> Any:
+    """The version of a registered model holding the model the local model card describes."""
     sha = read_json(card_path)["model_sha256"]
-    version = find_version(client, sha)
+    version = find_version(client, sha, model)
     if version is None:
         raise RegistryError(
-            f"the model in {card_path} ({sha[:12]}) is not registered: run `churnops register`"
+            f"the model in {card_path} ({sha[:12]}) is not in {model}: "
+            + ("run `churnops register`" if model == CANDIDATES else "run `churnops promote`")
         )
     return version
 
@@ -148,7 +187,7 @@ def register(
     A model already registered keeps its version and aliases, and gains the tags that
     have become known (release commit, image digest, gate verdict), so CD on main can
     call this for a model the nightly run registered.
-    A new version becomes the `challenger`.
+    A new version of the candidates becomes the `challenger`.
     """
     import mlflow
     import onnx
@@ -170,11 +209,12 @@ def register(
         news = {k: tags[k] for k in ("card_commit", "image_digest") if k in tags}
         if tags["gate_passed"] != "unknown":
             news["gate_passed"] = tags["gate_passed"]
-        for key, value in news.items():
-            client.set_model_version_tag(REGISTERED_MODEL, existing.version, key, value)
+        with permitted("tag candidates", CANDIDATES):
+            for key, value in news.items():
+                client.set_model_version_tag(CANDIDATES, existing.version, key, value)
         return existing.version, False
     run_id = _run_for(client, card)
-    with mlflow.start_run(run_id=run_id) as run:
+    with permitted("register candidates", CANDIDATES), mlflow.start_run(run_id=run_id) as run:
         if run_id is None:
             # The training run lives in another store (a CI runner's SQLite file): this
             # run carries its lineage instead.
@@ -186,8 +226,8 @@ def register(
             pip_requirements=lineage.pinned(*ONNX_PACKAGES),
         )
         tags["registered_from_run"] = run.info.run_id
-    version = mlflow.register_model(info.model_uri, REGISTERED_MODEL, tags=tags).version
-    client.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version)
+        version = mlflow.register_model(info.model_uri, CANDIDATES, tags=tags).version
+        client.set_registered_model_alias(CANDIDATES, CHALLENGER, version)
     return version, True
 
 
@@ -195,11 +235,12 @@ def _note_card_commit(client: Any, model: Any) -> None:
     """Tag `card_commit` when HEAD's committed model card describes this version."""
     commit = head_records(model.tags.get("model_sha256", ""))
     if commit:
-        client.set_model_version_tag(REGISTERED_MODEL, model.version, "card_commit", commit)
+        client.set_model_version_tag(model.name, model.version, "card_commit", commit)
 
 
 def promote(version: str | None = None, gate_report: Path = GATE_REPORT) -> str:
-    """Move `champion` to a version (default: the one in models/) whose gate passed.
+    """Copy a candidate whose gate passed (default: the one in models/) into the released
+    model, if it is not there yet, and move `champion` to it; returns the released version.
 
     The verdict is reports/gate.json's if it judged this model, else the version's tag.
     """
@@ -214,23 +255,33 @@ def promote(version: str | None = None, gate_report: Path = GATE_REPORT) -> str:
             f"refusing to promote version {model.version}: it {why}"
             f"{': ' + '; '.join(failed) if failed else ''}. `champion` stays where it is."
         )
-    client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, model.version)
-    client.set_model_version_tag(
-        REGISTERED_MODEL,
-        model.version,
-        "promoted_at",
-        datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    _note_card_commit(client, model)
-    return model.version
+    with permitted("move champion", REGISTERED_MODEL):
+        released = find_version(client, model.tags["model_sha256"], REGISTERED_MODEL)
+        if released is None:
+            released = client.copy_model_version(
+                f"models:/{CANDIDATES}/{model.version}", REGISTERED_MODEL
+            )
+        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, released.version)
+        client.set_model_version_tag(
+            REGISTERED_MODEL,
+            released.version,
+            "promoted_at",
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        _note_card_commit(client, released)
+    return released.version
 
 
 def tag_image(digest: str, version: str | None = None) -> str:
-    """Record on a version (default: the one in models/) the image digest that serves it."""
+    """Record on a candidate (default: the one in models/), and on its released copy if
+    there is one, the image digest that serves it; returns the candidate's version."""
     client = connect()
     model = get_version(client, version)
-    client.set_model_version_tag(REGISTERED_MODEL, model.version, "image_digest", digest)
-    _note_card_commit(client, model)
+    released = find_version(client, model.tags.get("model_sha256", ""), REGISTERED_MODEL)
+    for each in filter(None, (model, released)):
+        with permitted("tag versions", each.name):
+            client.set_model_version_tag(each.name, each.version, "image_digest", digest)
+            _note_card_commit(client, each)
     return model.version
 
 
@@ -244,9 +295,9 @@ def main(argv: list[str] | None = None) -> None:
     except RegistryError as exc:
         sys.exit(f"register: {exc}")
     if created:
-        print(f"register: {REGISTERED_MODEL} version {version} registered, alias {CHALLENGER}")
+        print(f"register: {CANDIDATES} version {version} registered, alias {CHALLENGER}")
     else:
-        print(f"register: the model is already {REGISTERED_MODEL} version {version}; tags updated")
+        print(f"register: the model is already {CANDIDATES} version {version}; tags updated")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def plan(version: str) -> dict[str, str]:
     """What VERSION's record says to restore; refuses before anything changes."""
     client = registry.connect()
     try:
-        model = registry.get_version(client, version)
+        model = registry.get_version(client, version, registry.REGISTERED_MODEL)
     except registry.RegistryError as exc:
         raise RollbackError(str(exc)) from None
     sha = model.tags.get("model_sha256", "")
@@ -111,9 +111,10 @@ def move_champion(version: str) -> dict[str, str]:
     """Point `champion` at VERSION, once its rollback commit is on main."""
     target = plan(version)
     client = registry.connect()
-    client.set_registered_model_alias(
-        registry.REGISTERED_MODEL, registry.CHAMPION, target["version"]
-    )
+    with registry.permitted("move champion", registry.REGISTERED_MODEL):
+        client.set_registered_model_alias(
+            registry.REGISTERED_MODEL, registry.CHAMPION, target["version"]
+        )
     return target
 
 
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"rollback: {registry.CHAMPION} is version {target['version']}")
             return
         target = rollback(args.to)
-    except (RollbackError, set_image.OverlayError) as exc:
+    except (RollbackError, registry.RegistryError, set_image.OverlayError) as exc:
         sys.exit(f"rollback: {exc}")
     made = target.get("rollback_commit", "no commit needed: the tree already matched")
     print(

@@ -17,7 +17,7 @@ from tests.e2e.registry.workspace import (
     write_candidate,
 )
 
-MODEL = "churnops"
+CANDIDATES, RELEASED = "churnops-candidates", "churnops"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
 
 
 def alias(client: MlflowClient, name: str) -> str:
-    return client.get_model_version_by_alias(MODEL, name).version
+    model = RELEASED if name == "champion" else CANDIDATES
+    return client.get_model_version_by_alias(model, name).version
 
 
 def test_register_tags_lineage_and_sets_challenger(repo: Path, client: MlflowClient) -> None:
@@ -35,7 +36,7 @@ def test_register_tags_lineage_and_sets_challenger(repo: Path, client: MlflowCli
     done = churnops(repo, "register")
     assert done.returncode == 0, done.stderr
     assert "version 1 registered" in done.stdout
-    version = client.get_model_version(MODEL, "1")
+    version = client.get_model_version(CANDIDATES, "1")
     assert version.tags["model_sha256"] == card["model_sha256"]
     assert version.tags["data_hash"] == card["data_hash"]
     assert version.tags["params_hash"] == card["params_hash"]
@@ -57,9 +58,9 @@ def test_register_tags_lineage_and_sets_challenger(repo: Path, client: MlflowCli
 def test_register_again_keeps_the_version_and_its_aliases(repo: Path, client: MlflowClient) -> None:
     done = churnops(repo, "register", "--image-digest", digest("img-v1"))
     assert done.returncode == 0, done.stderr
-    assert "already churnops version 1" in done.stdout
-    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
-    assert client.get_model_version(MODEL, "1").tags["image_digest"] == digest("img-v1")
+    assert "already churnops-candidates version 1" in done.stdout
+    assert len(client.search_model_versions(f"name = '{CANDIDATES}'")) == 1
+    assert client.get_model_version(CANDIDATES, "1").tags["image_digest"] == digest("img-v1")
 
 
 def test_register_refuses_a_model_its_card_does_not_describe(
@@ -74,21 +75,29 @@ def test_register_refuses_a_model_its_card_does_not_describe(
         model.write_bytes(original)
     assert done.returncode != 0
     assert "is not the model models/model_card.json describes" in done.stderr
-    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
+    assert len(client.search_model_versions(f"name = '{CANDIDATES}'")) == 1
 
 
 def test_promote_moves_champion_after_a_passed_gate(repo: Path, client: MlflowClient) -> None:
     done = churnops(repo, "promote")
     assert done.returncode == 0, done.stderr
     assert alias(client, "champion") == "1"
-    assert "promoted_at" in client.get_model_version(MODEL, "1").tags
+    released = client.get_model_version(RELEASED, "1")
+    assert "promoted_at" in released.tags
+    # The candidate was copied with its lineage; promoting it again copies nothing.
+    assert released.source == f"models:/{CANDIDATES}/1"
+    candidate = client.get_model_version(CANDIDATES, "1")
+    assert {k: released.tags[k] for k in candidate.tags} == candidate.tags
+    again = churnops(repo, "promote")
+    assert again.returncode == 0, again.stderr
+    assert len(client.search_model_versions(f"name = '{RELEASED}'")) == 1
 
 
 def test_promote_refuses_a_failed_gate(repo: Path, client: MlflowClient) -> None:
     write_candidate(repo, "v2", roc_auc=0.70, passed=False)
     registered = churnops(repo, "register")
     assert "version 2 registered" in registered.stdout, registered.stderr
-    version = client.get_model_version(MODEL, "2")
+    version = client.get_model_version(CANDIDATES, "2")
     assert version.tags["gate_passed"] == "false"
     assert "card_commit" not in version.tags  # its pointers are not committed
     assert alias(client, "challenger") == "2"
@@ -116,7 +125,7 @@ def test_register_logs_into_the_training_run_when_the_store_has_it(
     write_candidate(repo, "v3", roc_auc=0.85, run_id=training.info.run_id)
     done = churnops(repo, "register")
     assert "version 3 registered" in done.stdout, done.stderr
-    assert client.get_model_version(MODEL, "3").run_id == training.info.run_id
+    assert client.get_model_version(CANDIDATES, "3").run_id == training.info.run_id
 
 
 def test_set_image_edits_only_the_digest_line_and_tags_the_version(
@@ -140,7 +149,7 @@ def test_set_image_edits_only_the_digest_line_and_tags_the_version(
         changed[0][0].split("digest:")[1].strip(), digest("img-v3")
     )
     assert digest("img-v3") in image_line(repo, "staging")
-    assert client.get_model_version(MODEL, "3").tags["image_digest"] == digest("img-v3")
+    assert client.get_model_version(CANDIDATES, "3").tags["image_digest"] == digest("img-v3")
     assert git(repo, "diff", "--stat", "--", "k8s/overlays/production") == ""
 
     bad = churnops(repo, "set-image", "--overlay", "staging", "--digest", "sha256:abc", "--no-tag")

@@ -95,17 +95,24 @@ def test_rollback_refuses_what_it_cannot_restore_and_changes_nothing(
     missing = churnops(repo, "rollback", "--to", "42")
     assert missing.returncode != 0 and "has no version '42'" in missing.stderr
 
-    # Registered and committed, but never built into an image.
+    # A candidate is not a release: only what promote copied can be rolled back to.
     write_candidate(repo, "v3", 0.86)
     commit_all(repo, "model v3")
     assert churnops(repo, "register").returncode == 0
     head = git(repo, "rev-parse", "HEAD")
+    candidate = churnops(repo, "rollback", "--to", "3")
+    assert candidate.returncode != 0 and "churnops has no version '3'" in candidate.stderr
+
+    # Released, but never built into an image.
+    assert churnops(repo, "promote").returncode == 0
     no_image = churnops(repo, "rollback", "--to", "3")
     assert no_image.returncode != 0 and "no image_digest tag" in no_image.stderr
 
-    # A candidate whose pointers were never committed has nothing to restore from.
+    # A release whose pointers were never committed has nothing to restore from.
     write_candidate(repo, "v4", 0.87)
     assert churnops(repo, "register").returncode == 0
+    assert churnops(repo, "promote").returncode == 0
+    champion = client.get_model_version_by_alias(MODEL, "champion").version
     uncommitted = churnops(repo, "rollback", "--to", "4")
     assert uncommitted.returncode != 0 and "no card_commit" in uncommitted.stderr
 
@@ -115,4 +122,4 @@ def test_rollback_refuses_what_it_cannot_restore_and_changes_nothing(
     assert "data.dvc" in dirty.stderr
 
     assert git(repo, "rev-parse", "HEAD") == head
-    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion
