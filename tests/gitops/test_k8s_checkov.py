@@ -2,7 +2,7 @@
 
 checkov has its own venv (.venv-checkov, `make setup-gitops`): it pins old packages.
 It scans the rendered overlays (what Argo CD applies; also with the optional
-imagePullSecrets component) and the platform's Applications, from inside their folder
+imagePullSecrets component) and the Argo CD objects, from inside their folder
 with `-d .` (it silently scans nothing under a hidden path), offline. A deliberately weak
 Deployment is scanned alongside, to prove the scan really checks something.
 """
@@ -39,7 +39,8 @@ def test_checkov_passes_every_overlay(repo_root, tmp_path):
     checkov = repo_root / CHECKOV
     assert checkov.exists(), "checkov is missing: run `make setup-gitops`"
     pull_secret = repo_root / K8S / "components" / "image-pull-secret"
-    rendered = {"platform": render(repo_root / K8S / "platform")}
+    argo = {name: render(repo_root / K8S / name) for name in ("argocd", "platform")}
+    rendered = dict(argo)
     for overlay in overlay_dirs(repo_root):
         rendered[overlay.name] = render(overlay)
         rendered[f"{overlay.name}-pull-secret"] = render_with_component(overlay, pull_secret)
@@ -63,4 +64,4 @@ def test_checkov_passes_every_overlay(repo_root, tmp_path):
     assert {c["check_id"] for c in results["skipped_checks"]} <= DOCUMENTED_SKIPS
     scanned = {c["file_path"] for c in results["passed_checks"]}
     # Applications get no Kubernetes checks; everything else must have been scanned.
-    assert scanned >= {f"/{name}.yaml" for name in rendered if name != "platform"}
+    assert scanned >= {f"/{name}.yaml" for name in rendered if name not in argo}
