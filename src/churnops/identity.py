@@ -169,9 +169,14 @@ class Field:
 
 
 def _environment(name: str) -> tuple[Field, ...]:
-    """The fields of one environment: its Argo CD Application and its overlay."""
+    """The fields of one environment: its Argo CD Application and its overlay (and Ingresses)."""
     app, overlay = f"k8s/argocd/{name}.yaml", f"k8s/overlays/{name}"
-    namespace = f"{{{name}_namespace}}"
+    namespace, hostname = f"{{{name}_namespace}}", f"{{{name}_hostname}}"
+    hosts = (
+        Field(f"{overlay}/{ingress}", location, hostname)
+        for ingress in ("ingress-service.yaml", "ingress-ui.yaml")
+        for location in ("spec.tls[0].hosts[0]", "spec.rules[0].host")
+    )
     return (
         Field(app, "spec.source.repoURL", "{git_url}"),
         Field(app, "spec.destination.namespace", namespace),
@@ -182,13 +187,25 @@ def _environment(name: str) -> tuple[Field, ...]:
             "{image_repository}",
         ),
         Field(f"{overlay}/namespace.yaml", "metadata.name", namespace),
+        *hosts,
     )
+
+
+# The platform's Applications that read their Helm values from this repository.
+PLATFORM_VALUES = ("kube-prometheus-stack", "prometheus-adapter", "ingress-nginx")
 
 
 FIELDS: tuple[Field, ...] = (
     Field("k8s/argocd/project.yaml", "spec.sourceRepos[0]", "{git_url}"),
     Field("k8s/argocd/project.yaml", "spec.destinations[0].namespace", "{staging_namespace}"),
     Field("k8s/argocd/project.yaml", "spec.destinations[1].namespace", "{production_namespace}"),
+    Field("k8s/argocd/platform-project.yaml", "spec.sourceRepos[0]", "{git_url}"),
+    Field("k8s/argocd/platform-apps-project.yaml", "spec.sourceRepos[0]", "{git_url}"),
+    Field("k8s/argocd/platform.yaml", "spec.source.repoURL", "{git_url}"),
+    *(
+        Field(f"k8s/platform/{name}.yaml", "spec.sources[ref=values].repoURL", "{git_url}")
+        for name in PLATFORM_VALUES
+    ),
     *_environment("staging"),
     *_environment("production"),
     Field(
@@ -210,6 +227,11 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "k8s/monitoring/alertmanager.yaml",
         "receivers[name=retrain-trigger].webhook_configs[0].url",
+        "http://churnops-retrain-trigger.{production_namespace}.svc:8080/alert",
+    ),
+    Field(
+        "k8s/components/retrain-trigger/alertmanagerconfig.yaml",
+        "spec.receivers[name=retrain-trigger].webhookConfigs[0].url",
         "http://churnops-retrain-trigger.{production_namespace}.svc:8080/alert",
     ),
     Field(".dvc/config", """['remote "local"'].url""", "{dvc_remote_url}"),

@@ -1,8 +1,9 @@
 """checkov on what each overlay deploys: no failed check but the documented skips.
 
 checkov has its own venv (.venv-checkov, `make setup-gitops`): it pins old packages.
-It scans the rendered overlays (what Argo CD applies), from inside their folder with
-`-d .` (it silently scans nothing under a hidden path), offline. A deliberately weak
+It scans the rendered overlays (what Argo CD applies; also with the optional
+imagePullSecrets component) and the Argo CD objects, from inside their folder
+with `-d .` (it silently scans nothing under a hidden path), offline. A deliberately weak
 Deployment is scanned alongside, to prove the scan really checks something.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.k8s import overlay_dirs, render
+from tests.support.k8s import K8S, overlay_dirs, render, render_with_component
 
 CHECKOV = Path(".venv-checkov/bin/checkov")
 # Each skip is an annotation on the object it concerns, with its reason (docs/gitops.md).
@@ -37,8 +38,14 @@ WEAK_DEPLOYMENT = {
 def test_checkov_passes_every_overlay(repo_root, tmp_path):
     checkov = repo_root / CHECKOV
     assert checkov.exists(), "checkov is missing: run `make setup-gitops`"
+    pull_secret = repo_root / K8S / "components" / "image-pull-secret"
+    argo = {name: render(repo_root / K8S / name) for name in ("argocd", "platform")}
+    rendered = dict(argo)
     for overlay in overlay_dirs(repo_root):
-        (tmp_path / f"{overlay.name}.yaml").write_text(yaml.safe_dump_all(render(overlay)))
+        rendered[overlay.name] = render(overlay)
+        rendered[f"{overlay.name}-pull-secret"] = render_with_component(overlay, pull_secret)
+    for name, objects in rendered.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(objects))
     (tmp_path / "control.yaml").write_text(yaml.safe_dump(WEAK_DEPLOYMENT))
     done = subprocess.run(
         [str(checkov), "-d", ".", "--framework", "kubernetes", "--skip-download", "-o", "json"],
@@ -56,4 +63,5 @@ def test_checkov_passes_every_overlay(repo_root, tmp_path):
     assert {path for path, _ in failed} == {"/control.yaml"}, sorted(failed)
     assert {c["check_id"] for c in results["skipped_checks"]} <= DOCUMENTED_SKIPS
     scanned = {c["file_path"] for c in results["passed_checks"]}
-    assert scanned >= {f"/{overlay.name}.yaml" for overlay in overlay_dirs(repo_root)}
+    # Applications get no Kubernetes checks; everything else must have been scanned.
+    assert scanned >= {f"/{name}.yaml" for name in rendered if name not in argo}

@@ -23,7 +23,15 @@ import pytest
 import yaml
 
 from churnops.config import load_params
-from tests.support.k8s import K8S, kustomization, one, overlay_dirs, render, selects
+from tests.support.k8s import (
+    K8S,
+    kustomization,
+    one,
+    overlay_dirs,
+    render,
+    render_with_component,
+    selects,
+)
 
 # The oldest Kubernetes the manifests need (preStop `sleep`, 1.30) and the newest schemas.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
@@ -32,6 +40,9 @@ CRD_SCHEMAS = {
     ("argoproj.io/v1alpha1", "AppProject"): "argoproj.io_v1alpha1_appproject.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_v1_servicemonitor.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_v1_prometheusrule.json",
+    ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"): (
+        "monitoring.coreos.com_v1alpha1_alertmanagerconfig.json"
+    ),
 }
 IMAGE_REPO = "ghcr.io/churnops/churnops-service"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -55,6 +66,18 @@ def overlays(repo_root: Path) -> dict[str, list[dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def argocd(repo_root: Path) -> list[dict[str, Any]]:
     return render(repo_root / K8S / "argocd")
+
+
+@pytest.fixture(scope="module")
+def platform(repo_root: Path) -> list[dict[str, Any]]:
+    return render(repo_root / K8S / "platform")
+
+
+@pytest.fixture(scope="module")
+def pull_secret_overlays(repo_root: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each overlay with the optional imagePullSecrets component enabled."""
+    component = repo_root / K8S / "components" / "image-pull-secret"
+    return {path.name: render_with_component(path, component) for path in overlay_dirs(repo_root)}
 
 
 def strict(schema: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +143,7 @@ def test_every_overlay_renders_the_whole_service(overlays):
         "HorizontalPodAutoscaler",
         "ServiceMonitor",
         "PrometheusRule",
+        "Ingress",
     }
     for name, objects in overlays.items():
         assert {o["kind"] for o in objects} >= expected, name
@@ -131,8 +155,11 @@ def test_every_overlay_renders_the_whole_service(overlays):
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_rendered_objects_validate_against_their_schemas(overlays, argocd, crd_validators):
-    objects = [o for rendered in overlays.values() for o in rendered] + argocd
+def test_rendered_objects_validate_against_their_schemas(
+    overlays, argocd, platform, pull_secret_overlays, crd_validators
+):
+    renders = [*overlays.values(), *pull_secret_overlays.values(), argocd, platform]
+    objects = [o for rendered in renders for o in rendered]
     problems = {
         f"{o['kind']}/{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": errors
         for o in objects
@@ -147,13 +174,18 @@ def test_rendered_objects_validate_against_their_schemas(overlays, argocd, crd_v
         ("ServiceMonitor", ("spec", "endpoints", 0, "intervall"), "15s"),
         ("ServiceMonitor", ("spec", "endpoints", 0, "scheme"), "ftp"),
         ("PrometheusRule", ("spec", "groups", 1, "rules", 0, "for"), "one minute"),
+        ("AlertmanagerConfig", ("spec", "route", "groupwait"), "30s"),
+        ("AlertmanagerConfig", ("spec", "receivers", 0, "webhookConfigs", 0, "maxAlerts"), "0"),
+        ("Ingress", ("spec", "rules", 0, "http", "paths", 0, "pathType"), 3),
+        ("Ingress", ("spec", "tls", 0, "secret"), "churnops-tls"),
         ("Deployment", ("spec", "template", "spec", "containers", 0, "imagePullPolicy"), 3),
         ("HorizontalPodAutoscaler", ("spec", "behaviour"), {}),
     ],
 )
 def test_schema_validation_catches_a_broken_object(overlays, crd_validators, kind, path, value):
     """The validation above can fail: a typo or a wrong type in a copy is reported."""
-    broken = copy.deepcopy(one(overlays["production"], kind, SERVICE))
+    objects = overlays["production"]
+    broken = copy.deepcopy(one(objects, kind, None if kind == "AlertmanagerConfig" else SERVICE))
     node = broken
     for step in path[:-1]:
         node = node[step]
@@ -249,6 +281,20 @@ def test_image_is_pinned_by_digest_through_the_images_entry(overlays, repo_root)
         assert env["CHURNOPS_IMAGE"] == container["image"]
 
 
+def test_image_pull_secret_component_reaches_every_pod(overlays, pull_secret_overlays):
+    for name, objects in pull_secret_overlays.items():
+        deployments = [o for o in objects if o["kind"] == "Deployment"]
+        assert len(deployments) == len([o for o in overlays[name] if o["kind"] == "Deployment"])
+        for deployment in deployments:
+            pod = deployment["spec"]["template"]["spec"]
+            assert pod["imagePullSecrets"] == [{"name": "churnops-registry"}], name
+    for objects in overlays.values():  # optional: off unless an overlay lists it
+        assert all(
+            "imagePullSecrets" not in o.get("spec", {}).get("template", {}).get("spec", {})
+            for o in objects
+        )
+
+
 def test_overlays_have_a_components_list(repo_root):
     """Other parts (the UI, the retrain trigger) plug in by appending to `components:`."""
     for path in overlay_dirs(repo_root):
@@ -260,7 +306,7 @@ def test_overlays_have_a_components_list(repo_root):
 
 def test_autoscaler_scales_on_cpu_and_requests_per_pod(overlays, repo_root):
     adapter = yaml.safe_load(
-        (repo_root / K8S / "monitoring" / "prometheus-adapter-rules.yaml").read_text()
+        (repo_root / K8S / "platform" / "values" / "prometheus-adapter.yaml").read_text()
     )
     served = {rule["name"]["as"]: rule for rule in adapter["rules"]["custom"]}
     for objects in overlays.values():
@@ -279,7 +325,11 @@ def test_autoscaler_scales_on_cpu_and_requests_per_pod(overlays, repo_root):
 
 
 def test_argocd_applications_sync_each_overlay(argocd, repo_root, overlays):
-    applications = {a["metadata"]["name"]: a for a in argocd if a["kind"] == "Application"}
+    applications = {
+        a["metadata"]["name"]: a
+        for a in argocd
+        if a["kind"] == "Application" and a["spec"]["project"] == "churnops"
+    }
     assert set(applications) == {f"churnops-{name}" for name in overlays}
     for name, objects in overlays.items():
         spec = applications[f"churnops-{name}"]["spec"]

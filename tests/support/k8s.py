@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +44,29 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 def kustomization(directory: Path) -> dict[str, Any]:
     return yaml.safe_load((directory / "kustomization.yaml").read_text())
+
+
+def render_with_component(directory: Path, component: Path) -> list[dict[str, Any]]:
+    """DIRECTORY rendered with COMPONENT listed last, as an overlay that enables it would."""
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    # kustomize takes only relative paths
+                    "resources": [os.path.relpath(directory.resolve(), root)],
+                    "components": [os.path.relpath(component.resolve(), root)],
+                }
+            )
+        )
+        return render(Path(root))
+
+
+def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a LabelSelector (matchLabels, matchExpressions with In) selects LABELS."""
+    expressions = selector.get("matchExpressions", [])
+    assert all(e["operator"] == "In" for e in expressions), expressions
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()) and all(
+        labels.get(e["key"]) in e["values"] for e in expressions
+    )
