@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -34,15 +35,14 @@ WEAK_DEPLOYMENT = {
 }
 
 
-def test_checkov_passes_every_overlay(repo_root, tmp_path):
+def checkov_results(repo_root: Path, folder: Path) -> dict[str, Any]:
+    """checkov's results on FOLDER's YAML files, which must fail nothing but the weak control."""
     checkov = repo_root / CHECKOV
     assert checkov.exists(), "checkov is missing: run `make setup-gitops`"
-    for overlay in overlay_dirs(repo_root):
-        (tmp_path / f"{overlay.name}.yaml").write_text(yaml.safe_dump_all(render(overlay)))
-    (tmp_path / "control.yaml").write_text(yaml.safe_dump(WEAK_DEPLOYMENT))
+    (folder / "control.yaml").write_text(yaml.safe_dump(WEAK_DEPLOYMENT))
     done = subprocess.run(
         [str(checkov), "-d", ".", "--framework", "kubernetes", "--skip-download", "-o", "json"],
-        cwd=tmp_path,
+        cwd=folder,
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
         capture_output=True,
         text=True,
@@ -54,6 +54,13 @@ def test_checkov_passes_every_overlay(repo_root, tmp_path):
     failed = {(c["file_path"], c["check_id"]) for c in results["failed_checks"]}
     assert failed, "checkov found nothing wrong with the weak control Deployment"
     assert {path for path, _ in failed} == {"/control.yaml"}, sorted(failed)
+    return results
+
+
+def test_checkov_passes_every_overlay(repo_root, tmp_path):
+    for overlay in overlay_dirs(repo_root):
+        (tmp_path / f"{overlay.name}.yaml").write_text(yaml.safe_dump_all(render(overlay)))
+    results = checkov_results(repo_root, tmp_path)
     assert {c["check_id"] for c in results["skipped_checks"]} <= DOCUMENTED_SKIPS
     scanned = {c["file_path"] for c in results["passed_checks"]}
     assert scanned >= {f"/{overlay.name}.yaml" for overlay in overlay_dirs(repo_root)}
