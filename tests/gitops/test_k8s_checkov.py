@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,21 +36,14 @@ WEAK_DEPLOYMENT = {
 }
 
 
-def test_checkov_passes_every_overlay(repo_root, tmp_path):
+def checkov_results(repo_root: Path, folder: Path) -> dict[str, Any]:
+    """checkov's results on FOLDER's YAML files, which must fail nothing but the weak control."""
     checkov = repo_root / CHECKOV
     assert checkov.exists(), "checkov is missing: run `make setup-gitops`"
-    pull_secret = repo_root / K8S / "components" / "image-pull-secret"
-    argo = {name: render(repo_root / K8S / name) for name in ("argocd", "platform")}
-    rendered = dict(argo)
-    for overlay in overlay_dirs(repo_root):
-        rendered[overlay.name] = render(overlay)
-        rendered[f"{overlay.name}-pull-secret"] = render_with_component(overlay, pull_secret)
-    for name, objects in rendered.items():
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(objects))
-    (tmp_path / "control.yaml").write_text(yaml.safe_dump(WEAK_DEPLOYMENT))
+    (folder / "control.yaml").write_text(yaml.safe_dump(WEAK_DEPLOYMENT))
     done = subprocess.run(
         [str(checkov), "-d", ".", "--framework", "kubernetes", "--skip-download", "-o", "json"],
-        cwd=tmp_path,
+        cwd=folder,
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
         capture_output=True,
         text=True,
@@ -61,6 +55,19 @@ def test_checkov_passes_every_overlay(repo_root, tmp_path):
     failed = {(c["file_path"], c["check_id"]) for c in results["failed_checks"]}
     assert failed, "checkov found nothing wrong with the weak control Deployment"
     assert {path for path, _ in failed} == {"/control.yaml"}, sorted(failed)
+    return results
+
+
+def test_checkov_passes_every_overlay(repo_root, tmp_path):
+    pull_secret = repo_root / K8S / "components" / "image-pull-secret"
+    argo = {name: render(repo_root / K8S / name) for name in ("argocd", "platform")}
+    rendered = dict(argo)
+    for overlay in overlay_dirs(repo_root):
+        rendered[overlay.name] = render(overlay)
+        rendered[f"{overlay.name}-pull-secret"] = render_with_component(overlay, pull_secret)
+    for name, objects in rendered.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(objects))
+    results = checkov_results(repo_root, tmp_path)
     assert {c["check_id"] for c in results["skipped_checks"]} <= DOCUMENTED_SKIPS
     scanned = {c["file_path"] for c in results["passed_checks"]}
     # Applications get no Kubernetes checks; everything else must have been scanned.

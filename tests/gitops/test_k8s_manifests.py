@@ -328,7 +328,9 @@ def test_argocd_applications_sync_each_overlay(argocd, repo_root, overlays):
     applications = {
         a["metadata"]["name"]: a
         for a in argocd
-        if a["kind"] == "Application" and a["spec"]["project"] == "churnops"
+        if a["kind"] == "Application"
+        and a["spec"]["project"] == "churnops"
+        and a["spec"].get("source", {}).get("path", "").startswith("k8s/overlays/")
     }
     assert set(applications) == {f"churnops-{name}" for name in overlays}
     for name, objects in overlays.items():
