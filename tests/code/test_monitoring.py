@@ -5,10 +5,16 @@ from __future__ import annotations
 import random
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from churnops import drift, schema
-from churnops.serving.metrics import DriftWindow, ServingMetrics, monitoring_sample, observe_all
+from churnops.serving.metrics import (
+    DriftWindow,
+    ServingMetrics,
+    monitoring_sample,
+    observe_all,
+    read_bucket_totals,
+)
 
 SERVE = {
     "max_batch": 1000,
@@ -36,26 +42,42 @@ def _customers(count: int, seed: int, charge_scale: float = 1.0) -> dict[str, li
 PROFILE = drift.build_profile(_customers(5000, seed=0), bins=10)
 
 
-def test_window_keeps_the_latest_customers_in_order() -> None:
-    window = DriftWindow(PROFILE, size=5)
-    for start in range(0, 12, 3):
-        batch = _customers(3, seed=start)
-        batch["tenure"] = [float(start + i) for i in range(3)]
-        window.add(batch, 3)
-    assert len(window) == 5
-    assert window.columns()["tenure"] == [7.0, 8.0, 9.0, 10.0, 11.0]
+def _window(size: int) -> DriftWindow:
+    registry = CollectorRegistry()
+    buckets = Counter(
+        "churnops_drift_bucket_customers", "", ["feature", "bucket"], registry=registry
+    )
+    return DriftWindow(PROFILE, size, buckets, lambda: read_bucket_totals(registry))
+
+
+def _counts(window: DriftWindow, columns: dict[str, list]) -> np.ndarray:
+    return np.concatenate(
+        [drift.bucket_counts(PROFILE["features"][n], columns[n]) for n in PROFILE["features"]]
+    )
+
+
+def test_window_holds_the_last_size_customers_to_the_refresh() -> None:
+    window = _window(size=5)
+    batches = [_customers(3, seed=start) for start in range(4)]
+    for batch in batches:
+        window.add(batch)
+        counts = window.refresh()
+    # The newest refreshes that cover 5 customers: the last two batches of 3.
+    last_two = {n: batches[2][n] + batches[3][n] for n in batches[0]}
+    assert window.customers(counts) == 6
+    assert counts.tolist() == _counts(window, last_two).tolist()
+    assert len(window.history) == 3
 
 
 def test_window_psi_is_drift_modules_psi_of_the_same_customers() -> None:
-    window = DriftWindow(PROFILE, size=200)
-    window.add(_customers(250, seed=1), 250)
-    assert window.psi() == drift.feature_psi(PROFILE, window.columns())
+    window = _window(size=200)
+    customers = _customers(250, seed=1)
+    window.add(customers)
+    assert window.psi(window.refresh()) == drift.feature_psi(PROFILE, customers)
 
 
 def _metrics() -> ServingMetrics:
-    return ServingMetrics(
-        CARD, PROFILE, SERVE, git_commit="c0ffee", decision_threshold=0.5, refresh_seconds=0
-    )
+    return ServingMetrics(CARD, PROFILE, SERVE, git_commit="c0ffee", decision_threshold=0.5)
 
 
 def _sample(metrics: ServingMetrics, name: str, **labels: str) -> float:
@@ -69,6 +91,7 @@ def _send(metrics: ServingMetrics, columns: dict[str, list], batch: int = 30) ->
     for start in range(0, count, batch):
         part = {name: values[start : start + batch] for name, values in columns.items()}
         metrics.observe_predictions(part, [0.2] * len(part["tenure"]))
+    metrics.refresh_drift()
 
 
 def test_no_drift_verdict_before_min_samples_then_flag_only_on_a_shift() -> None:
@@ -94,6 +117,7 @@ def test_one_maximal_request_cannot_raise_drift_on_calm_traffic() -> None:
     _send(metrics, _customers(300, seed=6))
     assert _sample(metrics, "churnops_drift_detected") == 0
     metrics.observe_predictions(_identical(1000), [0.9] * 1000)  # max_batch of one customer
+    metrics.refresh_drift()
     assert _sample(metrics, "churnops_drift_detected") == 0
     assert _sample(metrics, "churnops_predictions_total") == 1300  # all of them are counted
     scored = _sample(metrics, "churnops_group_predictions_total", feature="female", group="0")
@@ -106,6 +130,7 @@ def test_one_maximal_request_cannot_hide_real_drift() -> None:
     _send(metrics, _customers(300, seed=7, charge_scale=3))
     assert _sample(metrics, "churnops_drift_detected") == 1
     metrics.observe_predictions(_customers(1000, seed=8), [0.2] * 1000)
+    metrics.refresh_drift()
     assert _sample(metrics, "churnops_drift_detected") == 1
 
 

@@ -105,6 +105,7 @@ def test_live_metrics_are_read_from_the_services_own_exposition():
     metrics = ServingMetrics({}, profile, serve, git_commit="0" * 40, decision_threshold=0.5)
     probabilities = [(i % 10) / 10 for i in range(300)]
     metrics.observe_predictions(columns, probabilities)
+    metrics.refresh_drift()
 
     live = parse_metrics(generate_latest(metrics.registry).decode())
 

@@ -249,6 +249,10 @@ def test_deployment_is_hardened_and_shuts_down_gracefully(overlays, repo_root):
         assert security["seccompProfile"]["type"] == "RuntimeDefault"
         for kind in ("requests", "limits"):
             assert set(container["resources"][kind]) == {"cpu", "memory"}, name
+        # BentoML runs one worker per whole CPU of the cgroup's quota (workers="cpu_count"):
+        # a fractional limit would pay for CPU no worker uses.
+        cpu = str(container["resources"]["limits"]["cpu"])
+        assert cpu.isdigit() and int(cpu) >= 1, (name, cpu)
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
         assert "httpGet" in container["startupProbe"]

@@ -2,8 +2,9 @@
 
 Names are a contract (docs/metrics.md, the Prometheus alerts, the dashboards). Under
 BentoML the metrics live in Prometheus' multiprocess mode, so every worker's values reach
-/metrics; gauges say how workers combine (`livemax`: the highest of the live workers).
-The drift window is recomputed at most once per `refresh_seconds`, off the per-request path.
+/metrics; gauges say how workers combine (`livemax`: the highest of the live workers). The
+drift window holds all workers' customers (DriftWindow); each worker recomputes it every
+`refresh_seconds` in a thread of its own (`ServingMetrics.start`).
 No single request can dominate what monitoring sees: a request adds at most
 `serve.drift_request_share` of the drift window to it (an evenly spaced sample of a larger
 request), and the fairness group counts count the same sample.
@@ -11,14 +12,17 @@ request), and the fairness group counts count the same sample.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, compress
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from churnops import drift, schema
 
@@ -57,33 +61,103 @@ def monitoring_sample(
     return {name: values[::step] for name, values in columns.items()}, probabilities[::step]
 
 
-class DriftWindow:
-    """The most recent customers (at most `size`), and their PSI against the reference."""
+BUCKETS_METRIC = "churnops_drift_bucket_customers"
 
-    def __init__(self, profile: Mapping[str, Any], size: int) -> None:
+
+def bucket_labels(profile: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(feature, bucket) of every drift bucket, in the profile's order."""
+    return [
+        (name, str(bucket))
+        for name, spec in profile["features"].items()
+        for bucket in range(len(drift.bucket_counts(spec, [])))
+    ]
+
+
+def read_bucket_totals(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+    """Every worker's drift bucket counts: the multiprocess files under BentoML, else ours."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    return {
+        (sample.labels["feature"], sample.labels["bucket"]): sample.value
+        for family in registry.collect()
+        if family.name == BUCKETS_METRIC
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
+class DriftWindow:
+    """The most recent customers of all workers, as drift bucket counts, and their PSI.
+
+    Each worker adds its customers' bucket counts to `churnops_drift_bucket_customers_total`
+    (in Prometheus' multiprocess files under BentoML, so the totals sum every worker); each
+    refresh reads the totals into a history, and the window is the newest totals minus the
+    newest earlier ones at least `size` customers back: the last `size` customers of all
+    traffic, or a little more (up to one refresh interval's worth).
+    """
+
+    def __init__(
+        self,
+        profile: Mapping[str, Any],
+        size: int,
+        buckets: Counter,
+        read_totals: Callable[[], Mapping[tuple[str, str], float]],
+    ) -> None:
         self.profile = profile
         self.size = size
-        self.batches: deque[tuple[int, Mapping[str, Sequence[Any]]]] = deque()
-        self.customers = 0
+        self.labels = bucket_labels(profile)
+        self._children = [buckets.labels(*label) for label in self.labels]
+        self._read_totals = read_totals
+        self._pending: deque[Mapping[str, Sequence[Any]]] = deque()  # append, popleft: atomic
+        first = next(iter(profile["features"]))
+        self._customers = np.array([f == first for f, _ in self.labels])  # one bucket each
+        self.history: deque[np.ndarray] = deque([self._totals()])  # what came before us
 
-    def add(self, columns: Mapping[str, Sequence[Any]], count: int) -> None:
-        self.batches.append((count, columns))
-        self.customers += count
-        while self.batches and self.customers - self.batches[0][0] >= self.size:
-            self.customers -= self.batches.popleft()[0]
+    def add(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Customers this worker scored (their values per feature), counted at the next refresh."""
+        self._pending.append(columns)
 
-    def columns(self) -> dict[str, list[Any]]:
-        """The last `size` customers' values per feature."""
+    def _flush(self) -> None:
+        pending = [self._pending.popleft() for _ in range(len(self._pending))]
+        if not pending:
+            return
+        counts = np.concatenate(
+            [
+                drift.bucket_counts(spec, list(chain.from_iterable(p[name] for p in pending)))
+                for name, spec in self.profile["features"].items()
+            ]
+        )
+        for child, count in zip(self._children, counts.tolist(), strict=True):
+            if count:
+                child.inc(count)
+
+    def _totals(self) -> np.ndarray:
+        totals = self._read_totals()
+        return np.array([totals.get(label, 0.0) for label in self.labels])
+
+    def refresh(self) -> np.ndarray:
+        """Count what is pending, read every worker's totals; the window's bucket counts."""
+        self._flush()
+        latest = self._totals()
+        self.history.append(latest)
+        customers = latest @ self._customers
+        while len(self.history) > 1 and customers - self.history[1] @ self._customers >= self.size:
+            self.history.popleft()
+        return latest - self.history[0]
+
+    def customers(self, counts: np.ndarray) -> int:
+        return int(counts @ self._customers)
+
+    def psi(self, counts: np.ndarray) -> dict[str, float]:
+        """PSI per feature of a window's bucket counts against the reference profile."""
+        by_feature: dict[str, list[float]] = {}
+        for (feature, _), count in zip(self.labels, counts.tolist(), strict=True):
+            by_feature.setdefault(feature, []).append(count)
         return {
-            name: list(chain.from_iterable(batch[name] for _, batch in self.batches))[-self.size :]
-            for name in self.profile["features"]
+            name: drift.psi(spec["expected"], np.asarray(by_feature[name]))
+            for name, spec in self.profile["features"].items()
         }
-
-    def psi(self) -> dict[str, float]:
-        return drift.feature_psi(self.profile, self.columns())
-
-    def __len__(self) -> int:
-        return min(self.customers, self.size)
 
 
 class ServingMetrics:
@@ -104,8 +178,6 @@ class ServingMetrics:
         self.request_cap = max(1, int(serve["drift_window"] * serve["drift_request_share"]))
         self.psi_threshold = float(serve["psi_threshold"])
         self.refresh_seconds = refresh_seconds
-        self.window = DriftWindow(profile, int(serve["drift_window"]))
-        self._refreshed_at = 0.0
         self.predictions = Counter(
             "churnops_predictions_total", "Customers scored", registry=registry
         )
@@ -140,24 +212,35 @@ class ServingMetrics:
         )
         identity = {**card, "git_commit": git_commit}
         model_info.labels(*(str(identity.get(k, "unknown")) for k in MODEL_INFO_LABELS)).set(1)
+        # Every worker computes these from the same totals: the latest computation wins.
         self.feature_psi = Gauge(
             "churnops_feature_drift_psi",
             "Population stability index of the drift window against the training reference",
             ["feature"],
-            multiprocess_mode="livemax",
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.drift_detected = Gauge(
             "churnops_drift_detected",
             "1 when any feature's PSI is above serve.psi_threshold (needs drift_min_samples)",
-            multiprocess_mode="livemax",
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.window_customers = Gauge(
             "churnops_drift_window_customers",
-            "Customers in the drift window",
-            multiprocess_mode="livemax",
+            "Customers in the drift window (all workers' traffic)",
+            multiprocess_mode="livemostrecent",
             registry=registry,
+        )
+        buckets = Counter(
+            BUCKETS_METRIC,
+            "Customers in the drift monitoring sample, by feature and drift bucket (the "
+            "profile's buckets; the last is missing or unknown)",
+            ["feature", "bucket"],
+            registry=registry,
+        )
+        self.window = DriftWindow(
+            profile, int(serve["drift_window"]), buckets, lambda: read_bucket_totals(registry)
         )
         self.group_predictions = Counter(
             "churnops_group_predictions_total",
@@ -185,7 +268,7 @@ class ServingMetrics:
     def observe_predictions(
         self, columns: Mapping[str, Sequence[Any]], probabilities: Sequence[float]
     ) -> None:
-        """Count a scored batch, feed the drift window, and refresh drift when it is due."""
+        """Count a scored batch and feed the drift window (counted at its next refresh)."""
         self.predictions.inc(len(probabilities))
         observe_all(self.churn_probability, probabilities)
         columns, probabilities = monitoring_sample(columns, probabilities, self.request_cap)
@@ -197,11 +280,7 @@ class ServingMetrics:
             in_one, churners_in_one = sum(group), sum(compress(churned, group))
             self._count_group(feature, 0, scored - in_one, churners - churners_in_one)
             self._count_group(feature, 1, in_one, churners_in_one)
-        self.window.add(columns, scored)
-        now = time.monotonic()
-        if now - self._refreshed_at >= self.refresh_seconds:
-            self._refreshed_at = now
-            self.refresh_drift()
+        self.window.add(columns)
 
     def _count_group(self, feature: str, group: int, scored: int, churners: int) -> None:
         if scored:
@@ -215,12 +294,27 @@ class ServingMetrics:
             duration = self._durations[status] = self.duration.labels(str(status))
         duration.observe(seconds)
 
+    def start(self) -> threading.Thread:
+        """Refresh drift every `refresh_seconds` in a daemon thread, off the request path:
+        every worker counts its customers even when it gets no more requests."""
+
+        def refresh_forever() -> None:
+            while True:
+                time.sleep(self.refresh_seconds)
+                self.refresh_drift()
+
+        thread = threading.Thread(target=refresh_forever, name="churnops-drift", daemon=True)
+        thread.start()
+        return thread
+
     def refresh_drift(self) -> dict[str, float]:
         """Recompute every feature's PSI and the drift verdict; the PSI per feature."""
-        self.window_customers.set(len(self.window))
-        if len(self.window) < self.min_samples:
+        counts = self.window.refresh()
+        customers = self.window.customers(counts)
+        self.window_customers.set(customers)
+        if customers < self.min_samples:
             return {}
-        psi = self.window.psi()
+        psi = self.window.psi(counts)
         for feature, value in psi.items():
             self.feature_psi.labels(feature).set(value)
         self.drift_detected.set(int(max(psi.values()) > self.psi_threshold))

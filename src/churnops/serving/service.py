@@ -42,7 +42,7 @@ def _model_dir(service: bentoml.Service) -> Path:
 
 @bentoml.service(
     name="churnops",
-    workers=1,
+    workers="cpu_count",  # the cgroup's CPU limit in a pod, the cores elsewhere
     traffic={"timeout": 30},
     metrics={"enabled": True},
     # At thousands of requests per second a log line per request costs more than the
@@ -62,6 +62,7 @@ class Churnops:
         labels = bento.info.labels if bento is not None else None
         served = ServedModel.load(_model_dir(Churnops), serve, settings.serving_commit(labels))
         served.warm_up()
+        served.metrics.start()
         spec = openapi.document(
             Churnops.openapi_spec.asdict(), served.parser, served.metadata["model_sha256"]
         )

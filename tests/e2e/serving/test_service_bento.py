@@ -95,10 +95,9 @@ def _send(server: Server, customers: list[dict]) -> None:
         assert response.status_code == 200, response.text
 
 
-def _refresh_drift(server: Server, customer: dict) -> None:
-    """Drift is recomputed at most once a second, on a request: wait, then send one."""
-    time.sleep(1.1)
-    assert server.predict([customer]).status_code == 200
+def _refresh_drift() -> None:
+    """Each worker recomputes drift once a second: wait until every one has."""
+    time.sleep(2.5)
 
 
 def _shifted(customer: dict) -> dict:
@@ -118,15 +117,16 @@ def test_drift_flag_stays_down_in_distribution_and_rises_on_a_shift(
     assert server.metric("churnops_drift_detected") == 0
     held_out = test_customers[100:700]
     _send(server, held_out)
-    _refresh_drift(server, held_out[0])
-    assert server.metric("churnops_drift_window_customers") == serve["drift_window"]
+    _refresh_drift()
+    # The last drift_window customers of all workers, or more, to the refresh.
+    assert serve["drift_window"] <= server.metric("churnops_drift_window_customers") <= 600
     assert server.metric("churnops_drift_detected") == 0
     calm = [server.metric("churnops_feature_drift_psi", feature=f) for f in held_out[0]]
     assert 0 < max(calm) < threshold
 
     shifted = [_shifted(c) for c in test_customers[700:1300]]
     _send(server, shifted)
-    _refresh_drift(server, shifted[0])
+    _refresh_drift()
     assert server.metric("churnops_drift_detected") == 1
     for feature in ("monthly_charges", "contract"):
         assert server.metric("churnops_feature_drift_psi", feature=feature) > threshold
