@@ -192,7 +192,12 @@ def _environment(name: str) -> tuple[Field, ...]:
 
 
 # The platform's Applications that read their Helm values from this repository.
-PLATFORM_VALUES = ("kube-prometheus-stack", "prometheus-adapter", "ingress-nginx")
+PLATFORM_VALUES = (
+    "kube-prometheus-stack",
+    "prometheus-adapter",
+    "ingress-nginx",
+    "gha-runner-scale-set",
+)
 
 
 FIELDS: tuple[Field, ...] = (
@@ -233,6 +238,11 @@ FIELDS: tuple[Field, ...] = (
         "k8s/components/retrain-trigger/alertmanagerconfig.yaml",
         "spec.receivers[name=retrain-trigger].webhookConfigs[0].url",
         "http://churnops-retrain-trigger.{production_namespace}.svc:8080/alert",
+    ),
+    Field(
+        "k8s/platform/values/gha-runner-scale-set.yaml",
+        "githubConfigUrl",
+        "https://github.com/{repository}",
     ),
     Field(".dvc/config", """['remote "local"'].url""", "{dvc_remote_url}"),
 )

@@ -21,7 +21,14 @@ from tests.support.drill import ALERTMANAGER_CONFIG
 from tests.support.k8s import K8S, matches, one, overlay_dirs, render, selects
 
 PLATFORM = K8S / "platform"
-CHARTS = {"kube-prometheus-stack", "prometheus-adapter", "metrics-server", "ingress-nginx"}
+CHARTS = {
+    "kube-prometheus-stack",
+    "prometheus-adapter",
+    "metrics-server",
+    "ingress-nginx",
+    "gha-runner-scale-set-controller",
+    "gha-runner-scale-set",
+}
 EXACT_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # Pod labels the charts give their pods: ingress-nginx's controller-deployment.yaml and
 # selectorLabels (instance = release name); the Prometheus Operator's app.kubernetes.io/name.
