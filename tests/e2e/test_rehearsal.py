@@ -91,7 +91,7 @@ class World:
         git(self.root, "clone", "-q", self.platform.remote(token), str(path))
         git(path, "checkout", "-q", ref)
         ok(as_runner(["ln", "-s", str(VENV), ".venv"], path))
-        ok(self.dvc(path, "remote", "modify", "--local", "local", "url", str(self.dvc_remote)))
+        ok(self.dvc(path, "remote", "modify", "--local", "storage", "url", str(self.dvc_remote)))
         return path
 
     def dvc(self, clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -442,7 +442,7 @@ def test_a_fork_pull_request_is_trained_only_after_a_maintainer_reviews_it(world
     # CI on the fork's pull request: a read-only token, no secrets, no MLflow server.
     job = world.checkout("fork-ci", "main", world.platform.user_token("ci", write=False))
     unreadable = str(world.root / "no-remote-for-forks")
-    ok(world.dvc(job, "remote", "modify", "--local", "local", "url", unreadable))
+    ok(world.dvc(job, "remote", "modify", "--local", "storage", "url", unreadable))
     git(job, "fetch", "-q", "origin", f"refs/pull/{number}/head")
     git(job, "checkout", "-q", sha)
     ok(world.make(job, "ci-pipeline", MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))
