@@ -68,13 +68,13 @@ def rebuild(pointer: Path = DATA_POINTER, data_dir: Path = DATA_DIR) -> list[Pat
 DVC_ENV = {"AWS_EC2_METADATA_DISABLED": "true"}
 
 
+def _env() -> dict[str, str]:
+    return {**DVC_ENV, **os.environ}
+
+
 def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**DVC_ENV, **os.environ},
+        [sys.executable, "-m", "dvc", *args], capture_output=True, text=True, env=_env()
     )
 
 
@@ -82,8 +82,7 @@ def pull(*targets: str) -> bool:
     """`dvc pull` of `targets`; when it fails, say which remote and why on stderr."""
     done = _dvc("pull", *targets)
     if done.returncode != 0:
-        env = {**DVC_ENV, **os.environ}
-        why = dvc_remote.why_unreadable(dvc_remote.default(), done.stdout + done.stderr, env)
+        why = dvc_remote.why_unreadable(dvc_remote.default(), done.stdout + done.stderr, _env())
         print(f"data: {why}", file=sys.stderr)
     return done.returncode == 0
 
@@ -127,7 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     except DataError as exc:
         sys.exit(f"data: {exc}")
     if args.outputs and not pull("--allow-missing"):
-        print("data: the pipeline runs from the data (a fork's pull request has no secrets)")
+        print(
+            "data: the pipeline runs from the data (a fork's pull request has no secrets)",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
