@@ -5,7 +5,8 @@ environment variables), whether it talks to MLflow, and whether it reads or writ
 remote. The doctor checks that each variable is set and not empty (an empty secret is an
 error, never a silent fallback), that churnops.yaml is valid and rendered (`churnops init
 --check`), that MLflow answers and accepts the credentials, that the DVC remote is there
-(and writable for a job that pushes), and prints one line per problem; exit 1 if any.
+and accepts the credentials (and is writable for a job that pushes), and prints one line
+per problem; exit 1 if any.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from churnops import dvc_remote
 from churnops import identity as ident
 
 SECRETS_PAGE = "Settings > Secrets and variables > Actions"
@@ -139,6 +141,7 @@ def check_env(
     s3 = identity is not None and identity.dvc_remote_url.startswith("s3://")
     fork = is_fork_pull_request(env)
     missing: set[str] = set()
+    aws: list[str] = []  # the S3 remote's credentials: one line for all of them
     for secret in job.secrets:
         if _set(env, secret.env) or (secret.s3_only and not s3):
             continue
@@ -149,8 +152,17 @@ def check_env(
                 f"{secret.env} is {state}: a fork's pull request gets no secrets; "
                 "the job runs without it"
             )
+        elif secret.s3_only:
+            aws.append(f"{secret.env} is {state}")
         else:
             report.problems.append(f"{secret.env} is {state}: {secret.fix(identity)}")
+    if aws and identity is not None:
+        keys = " and ".join(s.secret for s in job.secrets if s.s3_only)
+        report.problems.append(
+            f"{', '.join(aws)}: the DVC remote {identity.dvc_remote_url} needs AWS credentials: "
+            "assume its role with aws-actions/configure-aws-credentials (OIDC, docs/setup.md), "
+            f"or add the repository secrets {keys} ({SECRETS_PAGE})"
+        )
     return missing
 
 
@@ -213,10 +225,26 @@ def check_mlflow(
         report.problems.append(problem)
 
 
-def check_dvc(job: Job, identity: ident.Identity | None, report: Report) -> None:
+def check_dvc(
+    job: Job,
+    env: Mapping[str, str],
+    identity: ident.Identity | None,
+    missing: set[str],
+    timeout: float,
+    report: Report,
+) -> None:
     if identity is None:
         return
     url = identity.dvc_remote_url
+    if url.startswith("s3://"):
+        remote = dvc_remote.Remote(ident.DVC_REMOTE, url, identity.dvc_remote_endpoint)
+        if missing & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}:
+            report.notes.append(f"{remote}: not checked until its AWS credentials are set")
+            return
+        problem = dvc_remote.s3_problem(remote, env, job.dvc == "write", timeout)
+        if problem:
+            report.problems.append(problem)
+        return
     if not url.startswith("/"):
         scheme = url.partition("://")[0]
         report.notes.append(
@@ -246,7 +274,7 @@ def diagnose(
     if job.mlflow:
         check_mlflow(job, env, identity, missing, timeout, report)
     if job.dvc:
-        check_dvc(job, identity, report)
+        check_dvc(job, env, identity, missing, timeout, report)
     return report
 
 

@@ -1,8 +1,8 @@
 """The repository's identity: churnops.yaml, and the files it is rendered into.
 
 churnops.yaml is the one place that says who this repository is (its GitHub name, Git
-URL, images, DVC remote, MLflow server, namespaces, hostnames, bot). A few files must
-name those values themselves (Argo CD, kustomize, make, DVC read no churnops.yaml);
+URL, images, DVC remote and its endpoint, MLflow server, namespaces, hostnames, bot). A few
+files must name those values themselves (Argo CD, kustomize, make, DVC read no churnops.yaml);
 FIELDS lists every such place. `render` writes the identity into them, changing only the
 value (comments, quoting and layout stay byte for byte); `check` lists where they disagree.
 `churnops init` writes churnops.yaml and renders it; `churnops identity KEY` prints a value.
@@ -39,6 +39,7 @@ class Identity:
     image_repository: str
     ui_image_repository: str
     dvc_remote_url: str
+    dvc_remote_endpoint: str  # an S3-compatible server's URL; "" for AWS S3 or a local path
     mlflow_tracking_uri: str
     staging_namespace: str
     production_namespace: str
@@ -61,6 +62,8 @@ ALIASES = {
 }
 
 _DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_S3_BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+_HTTP_URL = r"https?://[^\s/@#?'\"]+(/[^\s@#?'\"]*)?"
 RULES: dict[str, tuple[str, str]] = {
     "repository": (r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}", "OWNER/NAME"),
     "git_url": (r"(https://|ssh://|git@)[^\s#;'\"]+", "an https://, ssh:// or git@ Git URL"),
@@ -72,8 +75,12 @@ RULES: dict[str, tuple[str, str]] = {
         r"(/|[a-z][a-z0-9+.-]*://)[^\s#;'\"]*",
         "an absolute path or a URL (s3://, gs://, ...) without spaces, quotes, # or ;",
     ),
+    "dvc_remote_endpoint": (
+        rf"({_HTTP_URL})?",
+        "empty (AWS S3) or the http(s):// URL of an S3-compatible server, without credentials",
+    ),
     "mlflow_tracking_uri": (
-        r"https?://[^\s/@#?'\"]+(/[^\s@#?'\"]*)?",
+        _HTTP_URL,
         "an http(s):// URL without credentials (the token is a secret, never in Git)",
     ),
     "namespace": (_DNS_LABEL, "a DNS label (lower case, digits, '-', at most 63)"),
@@ -116,6 +123,7 @@ def validate(raw: Any, source: Path = IDENTITY_FILE) -> Identity:
             raise IdentityError(f"{source}: unknown key {key!r} (known: {known})")
     if "repository" in flat and "git_url" not in flat:
         flat["git_url"] = default_git_url(str(flat["repository"]))
+    flat.setdefault("dvc_remote_endpoint", "")
     for key in KEYS:
         if key not in flat:
             raise IdentityError(f"{source}: {label(key)} is missing")
@@ -123,6 +131,14 @@ def validate(raw: Any, source: Path = IDENTITY_FILE) -> Identity:
         value = flat[key]
         if not isinstance(value, str) or not re.fullmatch(pattern, value):
             raise IdentityError(f"{source}: {label(key)} must be {wanted}, got {value!r}")
+    s3_bucket = re.match(r"s3://([^/]*)", flat["dvc_remote_url"])
+    if s3_bucket and not re.fullmatch(_S3_BUCKET, s3_bucket.group(1)):
+        raise IdentityError(
+            f"{source}: dvc_remote_url must be s3://BUCKET/PREFIX with a bucket name of 3 to 63 "
+            f"lower-case letters, digits, '.' and '-', got {flat['dvc_remote_url']!r}"
+        )
+    if flat["dvc_remote_endpoint"] and not s3_bucket:
+        raise IdentityError(f"{source}: dvc_remote_endpoint is only for an s3:// dvc_remote_url")
     if flat["staging_namespace"] == flat["production_namespace"]:
         raise IdentityError(f"{source}: namespaces.staging and namespaces.production must differ")
     return Identity(**flat)
@@ -157,12 +173,14 @@ class Field:
     `location` is a YAML path (`spec.source.repoURL`, `images[name=churnops-service].newName`,
     `spec.destinations[0].namespace`) for .yaml files, the variable of a `NAME ?= value` line
     for make files, and `[section].key` for .dvc/config. `template` is formatted with the
-    Identity's values.
+    Identity's values. An `optional` .dvc/config key is absent when its value is empty (DVC
+    refuses an S3 endpoint on a local remote).
     """
 
     path: str
     location: str
     template: str
+    optional: bool = False
 
     def expected(self, identity: Identity) -> str:
         return self.template.format(**identity.values())
@@ -191,6 +209,7 @@ def _environment(name: str) -> tuple[Field, ...]:
     )
 
 
+DVC_REMOTE = "storage"  # the name of the DVC remote in .dvc/config
 # The platform's Applications that read their Helm values from this repository.
 PLATFORM_VALUES = (
     "kube-prometheus-stack",
@@ -244,7 +263,13 @@ FIELDS: tuple[Field, ...] = (
         "githubConfigUrl",
         "https://github.com/{repository}",
     ),
-    Field(".dvc/config", """['remote "local"'].url""", "{dvc_remote_url}"),
+    Field(".dvc/config", f"""['remote "{DVC_REMOTE}"'].url""", "{dvc_remote_url}"),
+    Field(
+        ".dvc/config",
+        f"""['remote "{DVC_REMOTE}"'].endpointurl""",
+        "{dvc_remote_endpoint}",
+        optional=True,
+    ),
 )
 
 RENDERED_FILES = tuple(dict.fromkeys(field.path for field in FIELDS))
@@ -258,6 +283,7 @@ class Span:
     start: int
     end: int
     value: str
+    absent: bool = False  # an optional key not in the file; `line` is where it would go
 
 
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]|\[([^=\]]+)=([^\]]+)\]")
@@ -336,8 +362,9 @@ def _yaml_text(old: str, value: str) -> str:
     return json.dumps(value)
 
 
-def _line_span(text: str, location: str, path: str) -> Span:
+def _line_span(text: str, field: Field) -> Span:
     """A `NAME ?= value` make line, or `key = value` under `[section]` for .dvc/config."""
+    location, path = field.location, field.path
     lines = text.splitlines()
     if path.endswith(".mk"):
         pattern = re.compile(rf"^{re.escape(location)}\s*[?:]?=\s*")
@@ -355,13 +382,15 @@ def _line_span(text: str, location: str, path: str) -> Span:
         if match:
             end = len(lines[index].split(" #")[0].rstrip())
             return Span(index, match.end(), end, lines[index][match.end() : end])
+    if field.optional:
+        return Span(candidates.start, 0, 0, "", absent=True)
     raise IdentityError(f"{path}: no {location}")
 
 
 def _span(text: str, field: Field) -> Span:
     if field.path.endswith((".yaml", ".yml")):
         return _yaml_span(text, field.location, field.path)
-    return _line_span(text, field.location, field.path)
+    return _line_span(text, field)
 
 
 def _read(root: Path, path: str) -> str:
@@ -369,6 +398,22 @@ def _read(root: Path, path: str) -> str:
         return (root / path).read_bytes().decode()  # as it is: no newline translation
     except OSError as exc:
         raise IdentityError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _replaced(text: str, field: Field, span: Span, wanted: str) -> str:
+    """`text` with the field's value at `span` replaced by `wanted` (an optional key's line
+    added or removed)."""
+    lines = text.splitlines(keepends=True)
+    if field.optional and not (span.value and wanted):
+        key = field.location.rpartition(".")[2]
+        ending = lines[span.line - 1][len(lines[span.line - 1].rstrip("\r\n")) :] or "\n"
+        added = [f"    {key} = {wanted}{ending}"] if wanted else []
+        lines[span.line : span.line + (not span.absent)] = added
+        return "".join(lines)
+    old = lines[span.line][span.start : span.end]
+    new = _yaml_text(old, wanted) if field.path.endswith((".yaml", ".yml")) else wanted
+    lines[span.line] = lines[span.line][: span.start] + new + lines[span.line][span.end :]
+    return "".join(lines)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,11 +453,7 @@ def render(
             wanted = field.expected(identity)
             if span.value == wanted:
                 continue
-            lines = text.splitlines(keepends=True)
-            old = lines[span.line][span.start : span.end]
-            new = _yaml_text(old, wanted) if path.endswith((".yaml", ".yml")) else wanted
-            lines[span.line] = lines[span.line][: span.start] + new + lines[span.line][span.end :]
-            text = "".join(lines)
+            text = _replaced(text, field, span, wanted)
             if _span(text, field).value != wanted:
                 raise IdentityError(f"{path}: {field.location} cannot hold {wanted!r}")
             changed.append(field)
@@ -437,8 +478,10 @@ repository: {repository}
 image_repository: {image_repository}
 ui_image_repository: {ui_image_repository}
 
-# The DVC remote `local` (.dvc/config): an absolute path, or s3://BUCKET/PATH and the like.
+# The DVC remote `storage` (.dvc/config): an absolute path, or s3://BUCKET/PREFIX (docs/setup.md).
 dvc_remote_url: {dvc_remote_url}
+# An S3-compatible server's endpoint (MinIO, Ceph, ...); empty for AWS S3 or a local path.
+dvc_remote_endpoint: {dvc_remote_endpoint}
 
 # The MLflow tracking server (a URL, no credentials: MLFLOW_*_PASSWORD are secrets).
 mlflow_tracking_uri: {mlflow_tracking_uri}

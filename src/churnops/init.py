@@ -22,6 +22,7 @@ FLAGS = {
     "image_repository": "--image-repository",
     "ui_image_repository": "--ui-image-repository",
     "dvc_remote_url": "--dvc-remote-url",
+    "dvc_remote_endpoint": "--dvc-remote-endpoint",
     "mlflow_tracking_uri": "--mlflow-uri",
     "staging_hostname": "--staging-host",
     "production_hostname": "--production-host",
@@ -38,7 +39,10 @@ def derived(repository: str) -> dict[str, str]:
         "git_url": ident.default_git_url(repository),
         "image_repository": f"ghcr.io/{owner}/{name}-service",
         "ui_image_repository": f"ghcr.io/{owner}/{name}-ui",
+        # A local folder, never a bucket name guessed from the repository's: anyone can
+        # create that bucket, and pushes would go to it (docs/setup.md).
         "dvc_remote_url": f"/var/tmp/{prefix}/dvc-remote",
+        "dvc_remote_endpoint": "",
         "mlflow_tracking_uri": "https://mlflow.example.invalid",
         "staging_namespace": f"{prefix}-staging",
         "production_namespace": f"{prefix}-production",
@@ -95,7 +99,7 @@ def run_init(args: argparse.Namespace, root: Path) -> None:
             print(f"init: wrote {ident.IDENTITY_FILE} for {wanted.repository}")
     changed = ident.render(wanted, root)
     for field in changed:
-        print(f"init: {field.path}: {field.location} = {field.expected(wanted)}")
+        print(f"init: {field.path}: {field.location} = {field.expected(wanted) or '(none)'}")
     if not changed:
         print(f"init: all {len(ident.FIELDS)} rendered fields already match {ident.IDENTITY_FILE}")
 
@@ -107,7 +111,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--git-url", dest="git_url", help="default https://github.com/OWNER/NAME.git")
     p.add_argument("--image-repository", help="default ghcr.io/owner/name-service")
     p.add_argument("--ui-image-repository", help="default ghcr.io/owner/name-ui")
-    p.add_argument("--dvc-remote-url", help="default /var/tmp/name/dvc-remote")
+    p.add_argument(
+        "--dvc-remote-url", help="s3://BUCKET/PREFIX or a path; default /var/tmp/name/dvc-remote"
+    )
+    p.add_argument(
+        "--dvc-remote-endpoint", help="an S3-compatible server's URL; default empty (AWS S3)"
+    )
     p.add_argument(
         "--mlflow-uri", dest="mlflow_tracking_uri", help="default https://mlflow.example.invalid"
     )

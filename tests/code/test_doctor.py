@@ -224,21 +224,36 @@ def test_the_dvc_remote_must_exist_and_be_writable_to_push(
     assert lines[0].startswith(f"doctor: DVC remote {remote} is not writable")
 
 
-def test_an_s3_remote_needs_its_keys_and_is_not_reached(root: Path) -> None:
-    init.main(["--repository", "churnops/churnops", "--dvc-remote-url", "s3://b/p"], root=root)
+def test_an_s3_remote_needs_its_credentials_in_one_line(root: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    s3 = ["--dvc-remote-url", "s3://team-dvc/p", "--dvc-remote-endpoint", closed]
+    init.main(["--repository", "churnops/churnops", *s3], root=root)
     env = {**GOOD, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
-    code, lines = run("cd-build", {**env, "GH_TOKEN": "t"}, root)
+    code, lines = run("cd-build", {**env, "GH_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": ""}, root)
     assert code == 1
-    assert lines[:2] == [
-        "doctor: AWS_ACCESS_KEY_ID is not set: add the repository secret "
-        "DVC_REMOTE_READ_ACCESS_KEY_ID (Settings > Secrets and variables > Actions)",
-        "doctor: AWS_SECRET_ACCESS_KEY is not set: add the repository secret "
-        "DVC_REMOTE_READ_SECRET_ACCESS_KEY (Settings > Secrets and variables > Actions)",
-    ]
+    assert lines[0] == (
+        "doctor: AWS_ACCESS_KEY_ID is not set, AWS_SECRET_ACCESS_KEY is empty: the DVC remote "
+        "s3://team-dvc/p needs AWS credentials: assume its role with "
+        "aws-actions/configure-aws-credentials (OIDC, docs/setup.md), or add the repository "
+        "secrets DVC_REMOTE_READ_ACCESS_KEY_ID and DVC_REMOTE_READ_SECRET_ACCESS_KEY "
+        "(Settings > Secrets and variables > Actions)"
+    )
+    assert (
+        f"doctor: note: DVC remote 'storage' (s3://team-dvc/p at {closed}): not checked until "
+        "its AWS credentials are set"
+    ) in lines
+    # With credentials the doctor asks the server itself (tests/e2e/test_data_remote_s3.py
+    # has wrong and read-only ones against a real S3 server); here nothing listens.
     keys = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "GH_TOKEN": "t"}
     code, lines = run("cd-build", {**env, **keys}, root)
-    assert code == 0
-    assert "doctor: note: DVC remote s3://b/p: not checked (a s3 remote" in lines[1]
+    assert code == 1
+    assert lines[0].startswith(
+        f"doctor: DVC remote 'storage' (s3://team-dvc/p at {closed}): unreachable ("
+    )
+    assert lines[0].endswith("): check dvc_remote_endpoint in churnops.yaml")
+    assert lines[-1] == "doctor cd-build (.github/workflows/cd.yml job build): 1 to fix"
 
 
 def test_identity_out_of_date_or_invalid(root: Path) -> None:

