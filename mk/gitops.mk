@@ -95,3 +95,8 @@ fork-pr: ## A maintainer: push fork pull request $(PR)'s reviewed commit $(SHA) 
 
 rehearse: setup-runner ## Day one rehearsed: a params-only PR through CI, commit-back, merge, staging, production, rollback
 	$(PY) -m pytest -q tests/e2e/test_rehearsal.py
+
+.PHONY: ct-runner
+ct-runner: ## The runs-on label of continuous training (churnops.yaml's ct_runner), as a step output
+	@label=$$(sed -n 's/^ct_runner: *//p' churnops.yaml); \
+	  echo "label=$${label:-ubuntu-latest}" | tee -a "$${GITHUB_OUTPUT:-/dev/null}"

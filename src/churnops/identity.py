@@ -46,6 +46,7 @@ class Identity:
     staging_hostname: str
     production_hostname: str
     bot: str
+    ct_runner: str  # the runs-on label of continuous training (ct.yml)
 
     def values(self) -> dict[str, str]:
         return dataclasses.asdict(self)
@@ -86,6 +87,7 @@ RULES: dict[str, tuple[str, str]] = {
     "namespace": (_DNS_LABEL, "a DNS label (lower case, digits, '-', at most 63)"),
     "hostname": (rf"{_DNS_LABEL}(\.{_DNS_LABEL})*", "a DNS name in lower case"),
     "bot": (r"[A-Za-z0-9][A-Za-z0-9-]*\[bot\]", "a GitHub App login, NAME[bot]"),
+    "ct_runner": (r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", "a runner label: letters, digits, . _ -"),
 }
 RULE_OF = {
     "ui_image_repository": "image_repository",
@@ -94,6 +96,9 @@ RULE_OF = {
     "staging_hostname": "hostname",
     "production_hostname": "hostname",
 }
+
+
+CT_HOSTED_RUNNER = "ubuntu-latest"
 
 
 def default_git_url(repository: str) -> str:
@@ -124,6 +129,7 @@ def validate(raw: Any, source: Path = IDENTITY_FILE) -> Identity:
     if "repository" in flat and "git_url" not in flat:
         flat["git_url"] = default_git_url(str(flat["repository"]))
     flat.setdefault("dvc_remote_endpoint", "")
+    flat.setdefault("ct_runner", CT_HOSTED_RUNNER)
     for key in KEYS:
         if key not in flat:
             raise IdentityError(f"{source}: {label(key)} is missing")
@@ -498,6 +504,10 @@ hostnames:
 
 # The GitHub App whose token (GH_TOKEN) pushes release commits and opens bot pull requests.
 bot: {bot}
+
+# Where continuous training runs: a GitHub-hosted label, or churnops-ct, the runner scale
+# set k8s/platform installs in the cluster (docs/gitops.md), when the data outgrows it.
+ct_runner: {ct_runner}
 """
 
 

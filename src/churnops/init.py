@@ -27,6 +27,7 @@ FLAGS = {
     "staging_hostname": "--staging-host",
     "production_hostname": "--production-host",
     "bot": "--bot",
+    "ct_runner": "--ct-runner",
 }
 
 
@@ -49,6 +50,7 @@ def derived(repository: str) -> dict[str, str]:
         "staging_hostname": f"{prefix}.staging.example.invalid",
         "production_hostname": f"{prefix}.example.invalid",
         "bot": f"{prefix}-bot[bot]",
+        "ct_runner": ident.CT_HOSTED_RUNNER,
     }
 
 
@@ -128,6 +130,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--namespace-prefix", help="namespaces PREFIX-staging, PREFIX-production (name)")
     p.add_argument("--bot", help="the GitHub App's login, default name-bot[bot]")
+    p.add_argument(
+        "--ct-runner", help="runs-on label of continuous training, default ubuntu-latest"
+    )
     return p
 
 

@@ -9,6 +9,7 @@ Each linter is also shown a broken workflow, to prove it is really looking.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -307,3 +308,14 @@ def test_the_production_release_is_the_commit_staging_verified(workflows):
     assert release["env"]["VERIFIED"] == "${{ github.sha }}"
     runs = [s.get("run") for s in production["steps"]]
     assert runs.index("make release") < runs.index("make promote")  # alias after the push
+
+
+def test_ct_runs_where_churnops_yaml_says(workflows, repo_root, tmp_path):
+    """`make ct-runner` (the label ct.yml's retrain job runs on) reads churnops.yaml's ct_runner."""
+    output = tmp_path / "github_output"
+    env = {**os.environ, "GITHUB_OUTPUT": str(output)}
+    subprocess.run(["make", "-s", "ct-runner"], cwd=repo_root, env=env, check=True)
+    assert output.read_text() == f"label={identity.load(repo_root).ct_runner}\n"
+    retrain = workflows["ct"]["jobs"]["retrain"]
+    assert retrain["needs"] == "runner"
+    assert retrain["runs-on"] == "${{ needs.runner.outputs.label || 'ubuntu-latest' }}"
