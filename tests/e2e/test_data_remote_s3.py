@@ -79,7 +79,11 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
 
 
 # What `churnops doctor` needs besides the DVC remote: a local MLflow store, the bot's token.
-DOCTOR_ENV = {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db", "MLFLOW_TRACKING_TOKEN": "x"}
+DOCTOR_ENV = {
+    "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
+    "MLFLOW_TRACKING_USERNAME": "ci",
+    "MLFLOW_TRACKING_PASSWORD": "x",
+}
 
 
 def doctor(repo: Path, key: dict[str, str], job: str) -> subprocess.CompletedProcess[str]:
