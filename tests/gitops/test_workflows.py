@@ -267,16 +267,35 @@ def test_workflows_call_only_existing_make_targets_and_commands(workflows, repo_
             assert command[0] == ".venv/bin/dvc" and command[1] in {"pull", "push"}, where
 
 
-def test_delivery_pushes_the_image_the_overlays_name(workflows, repo_root):
-    names = {
-        entry["newName"]
-        for path in overlay_dirs(repo_root)
-        for entry in kustomization(path)["images"]
-        if entry["name"] == "churnops-service"
-    }
-    build = json.dumps(workflows["cd"]["jobs"]["build"])
-    assert "${{ env.CHURNOPS_IMAGE_REPOSITORY }}:${{ github.sha }}" in build
-    assert names == {identity.load(repo_root).image_repository}
+def test_delivery_pushes_the_images_the_overlays_name_and_releases_their_digests(
+    workflows, repo_root
+):
+    """CD builds and pushes the service's and the UI's images to churnops.yaml's repositories
+    (the names the overlays give them), and both release jobs commit both digests."""
+    names = identity.load(repo_root)
+    cd = workflows["cd"]["jobs"]
+    steps_by_id = {step.get("id"): step for step in cd["build"]["steps"]}
+    for image, repository, variable, step_id, output in (
+        ("churnops-service", names.image_repository, "IMAGE_REPOSITORY", "push", "digest"),
+        ("churnops-ui", names.ui_image_repository, "UI_IMAGE_REPOSITORY", "push-ui", "ui_digest"),
+    ):
+        overlays = {
+            entry["newName"]
+            for path in overlay_dirs(repo_root)
+            for entry in kustomization(path)["images"]
+            if entry["name"] == image
+        }
+        assert overlays == {repository}, image
+        pushed = steps_by_id[step_id]
+        assert pushed["run"] == "make push-image"
+        assert pushed["env"]["IMAGE"] == f"${{{{ env.CHURNOPS_{variable} }}}}:${{{{ github.sha }}}}"
+        assert cd["build"]["outputs"][output] == f"${{{{ steps.{step_id}.outputs.digest }}}}"
+    runs = [step.get("run") for step in cd["build"]["steps"]]
+    assert runs.index("make image") < runs.index("make ui-image")
+    for job in ("staging", "production"):
+        assert cd[job]["env"]["DIGEST"] == "${{ needs.build.outputs.digest }}"
+        assert cd[job]["env"]["UI_DIGEST"] == "${{ needs.build.outputs.ui_digest }}"
+        assert "make release" in [step.get("run") for step in cd[job]["steps"]]
     assert (repo_root / K8S / "overlays" / "staging").is_dir()
 
 
