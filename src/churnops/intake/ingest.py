@@ -6,11 +6,11 @@ Where new data comes from is configuration: params.yaml `ingest.source`, or --so
   file       a CSV or Parquet extract: a path or an https:// URL (CHURNOPS_INGEST_URL or --path)
   synthetic  generated data, for drills and demos only: a batch resampled from the Telco
              data, seeded by the date and drift scenario, rebuildable byte for byte
-A real source gives the customers whose label arrived after data/'s newest snapshot and
-before the snapshot's date; when there are none, nothing is written. --scenario (other than
-none) makes a drill: a synthetic batch, whatever the configured source. Every snapshot
-passes the validate stage's checks before it is written; one that fails leaves data/ and
-data.dvc as they were.
+A real source gives the customers whose label arrived from the date of data/'s newest
+snapshot up to (not including) the new snapshot's date; when none did, nothing is written.
+--scenario (other than none) makes a drill: a synthetic batch, whatever the configured
+source. Every snapshot passes the validate stage's checks before it is written; one that
+fails leaves data/ and data.dvc as they were.
 """
 
 from __future__ import annotations

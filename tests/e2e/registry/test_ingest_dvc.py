@@ -52,10 +52,13 @@ def dvc(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path, repo_root: Path) -> Path:
-    """A DVC repository with the base snapshot recorded, params.yaml and the query."""
+    """A DVC repository with the base snapshot recorded, params.yaml (small chunks, so a
+    read takes several) and the query."""
     repo = tmp_path / "repo"
     (repo / "data").mkdir(parents=True)
-    shutil.copy(repo_root / "params.yaml", repo)
+    params = (repo_root / "params.yaml").read_text()
+    assert "chunk_rows: 50000" in params
+    (repo / "params.yaml").write_text(params.replace("chunk_rows: 50000", "chunk_rows: 64"))
     shutil.copytree(repo_root / "sql", repo / "sql")
     dvc(repo, "init", "--no-scm", "-q")
     write_snapshot(base_snapshot(), repo / "data" / "2026-11-01.csv")
