@@ -1,6 +1,7 @@
 # Registry and data intake: the `churnops` commands that CT, CD and the PR report run.
 # They read MLFLOW_TRACKING_URI (default: the local SQLite store mlflow.db).
 
+SOURCE ?=
 SCENARIO ?= none
 DATE ?=
 BASE ?= main
@@ -9,7 +10,7 @@ PR ?=
 PLOTS_URL ?=
 
 # To the recipes as environment, never as command text.
-export SCENARIO DATE BASE REPORT_DIR PR PLOTS_URL
+export SOURCE SCENARIO DATE BASE REPORT_DIR PR PLOTS_URL
 
 TEST_SETUP += setup-registry
 
@@ -18,8 +19,8 @@ TEST_SETUP += setup-registry
 setup-registry: install ## PostgreSQL, for the team's tracking server that the registry tests start
 	scripts/apt-install postgresql
 
-ingest: data ## Append a dated snapshot (DATE=YYYY-MM-DD, default today; SCENARIO=none|price_rise|contract_mix) and `dvc add` it
-	$(VENV)/bin/churnops ingest --scenario "$$SCENARIO" $${DATE:+--date "$$DATE"}
+ingest: data ## Append the newly labeled customers from params.yaml's ingest.source (SOURCE= overrides; DATE=YYYY-MM-DD; a drill: SCENARIO=price_rise|contract_mix) and `dvc add` them
+	$(VENV)/bin/churnops ingest --scenario "$$SCENARIO" $${SOURCE:+--source "$$SOURCE"} $${DATE:+--date "$$DATE"}
 
 data-rebuild: install ## Without the DVC remote: rebuild the base and synthetic snapshots data.dvc records
 	$(VENV)/bin/churnops ingest --rebuild

@@ -12,7 +12,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("churnops.intake.fetch", "get data/ as data.dvc records it"),
     "pipeline": ("churnops.repro", "run `dvc repro` as one transaction"),
-    "ingest": ("churnops.intake.ingest", "append a dated data snapshot and `dvc add` it"),
+    "ingest": (
+        "churnops.intake.ingest",
+        "append newly labeled customers (sql, file; synthetic: drills) as a dated snapshot",
+    ),
     "register": ("churnops.release.registry", "register models/ in MLflow as the challenger"),
     "promote": ("churnops.release.promote", "release a gated candidate as the MLflow champion"),
     "mlflow-access": (

@@ -5,7 +5,9 @@ environment variables), whether it talks to MLflow, and whether it reads or writ
 remote. The doctor checks that each variable is set and not empty (an empty secret is an
 error, never a silent fallback), that churnops.yaml is valid and rendered (`churnops init
 --check`), that MLflow answers and accepts the credentials, that the DVC remote is there
-and accepts the credentials (and is writable for a job that pushes), and prints one line
+and accepts the credentials (and is writable for a job that pushes), that a job that
+ingests has its source's location (or, for the synthetic source, says that it trains on
+generated data), and prints one line
 per problem; exit 1 if any.
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from churnops import dvc_remote
 from churnops import identity as ident
+from churnops.config import PARAMS_FILE, load_params
 
 SECRETS_PAGE = "Settings > Secrets and variables > Actions"
 GITHUB_APP = "a GitHub App token"
@@ -58,6 +61,7 @@ class Job:
     secrets: tuple[Secret, ...] = ()
     mlflow: bool = False  # talks to the MLflow tracking server
     dvc: str | None = None  # "read" or "write" the DVC remote
+    ingest: bool = False  # runs `churnops ingest` from params.yaml's ingest.source
 
 
 # The tracking server's basic-auth identities (`churnops mlflow-access`).
@@ -78,6 +82,7 @@ DVC_WRITE = (
     Secret("AWS_ACCESS_KEY_ID", "DVC_REMOTE_ACCESS_KEY_ID", s3_only=True),
     Secret("AWS_SECRET_ACCESS_KEY", "DVC_REMOTE_SECRET_ACCESS_KEY", s3_only=True),
 )
+INGEST_URL = Secret("CHURNOPS_INGEST_URL", "CHURNOPS_INGEST_URL")  # sql and file sources only
 
 
 def _for_forks(*secrets: Secret) -> tuple[Secret, ...]:
@@ -90,7 +95,9 @@ JOBS: dict[str, Job] = {
     "ci-commit-back": Job(
         "ci.yml", "gate", (*MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"
     ),
-    "ct": Job("ct.yml", "retrain", (*MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write"),
+    "ct": Job(
+        "ct.yml", "retrain", (*MLFLOW_CI, *DVC_WRITE, BOT), mlflow=True, dvc="write", ingest=True
+    ),
     "cd-build": Job("cd.yml", "build", (*MLFLOW_CD, *DVC_READ), mlflow=True, dvc="read"),
     "cd-staging": Job("cd.yml", "staging", (*MLFLOW_CD, BOT), mlflow=True),
     "cd-production": Job("cd.yml", "production", (*MLFLOW_CD, BOT), mlflow=True),
@@ -264,6 +271,23 @@ def check_dvc(
         )
 
 
+def check_ingest(
+    env: Mapping[str, str], identity: ident.Identity | None, root: Path, report: Report
+) -> None:
+    source = load_params(root / PARAMS_FILE)["ingest"]["source"]
+    if source == "synthetic":
+        report.notes.append(
+            "ingest.source in params.yaml is synthetic: CT trains on generated data (a drill "
+            f"or demo); for real data set sql or file and the secret {INGEST_URL.secret}"
+        )
+    elif not _set(env, INGEST_URL.env):
+        state = "empty" if INGEST_URL.env in env else "not set"
+        report.problems.append(
+            f"{INGEST_URL.env} is {state}: the {source} source (params.yaml ingest.source) "
+            f"reads what it names; {INGEST_URL.fix(identity)}"
+        )
+
+
 def diagnose(
     name: str, env: Mapping[str, str], root: Path = Path("."), timeout: float = 5
 ) -> Report:
@@ -275,6 +299,8 @@ def diagnose(
         check_mlflow(job, env, identity, missing, timeout, report)
     if job.dvc:
         check_dvc(job, env, identity, missing, timeout, report)
+    if job.ingest:
+        check_ingest(env, identity, root, report)
     return report
 
 

@@ -75,6 +75,7 @@ def root(repo_root: Path, tmp_path: Path) -> Path:
     for name in (str(ident.IDENTITY_FILE), *ident.RENDERED_FILES):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(repo_root / name, repo / name)
+    shutil.copyfile(repo_root / "params.yaml", repo / "params.yaml")
     remote = tmp_path / "remote"
     remote.mkdir()
     init.main(["--repository", "churnops/churnops", "--dvc-remote-url", str(remote)], root=repo)
@@ -146,6 +147,24 @@ def test_a_valid_setup_exits_0(root: Path, mlflow: str) -> None:
         code, lines = run(job, env, root)
         assert (code, lines[-1].endswith("): ready")) == (0, True), (job, lines)
     assert FakeMlflow.seen[0] == (PROBE, BASIC)
+
+
+def test_ct_needs_the_ingest_url_of_a_real_source(root: Path, mlflow: str) -> None:
+    env = {**GOOD, "MLFLOW_TRACKING_URI": mlflow, "GH_TOKEN": "t"}
+    code, lines = run("ct", env, root)
+    assert code == 0
+    notes = [line for line in lines if "ingest.source in params.yaml is synthetic" in line]
+    assert notes and "CT trains on generated data" in notes[0], lines
+    params = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(params.replace("source: synthetic", "source: sql", 1))
+    code, lines = run("ct", env, root)
+    assert code == 1
+    assert lines[0] == (
+        "doctor: CHURNOPS_INGEST_URL is not set: the sql source (params.yaml ingest.source) "
+        "reads what it names; add the repository secret CHURNOPS_INGEST_URL "
+        "(Settings > Secrets and variables > Actions)"
+    )
+    assert run("ct", {**env, "CHURNOPS_INGEST_URL": "postgresql://w/h"}, root)[0] == 0
 
 
 def test_mlflow_refusing_the_password_is_not_authorised(root: Path, mlflow: str) -> None:

@@ -1,24 +1,30 @@
-"""`churnops ingest`: deterministic synthetic batches, drift scenarios, file and SQL sources.
+"""`churnops ingest`: synthetic batches and drift scenarios, the label window, the file
+source and its download bounds, validation before a snapshot is written.
 
-The command itself, with real `dvc add` and a rebuild, is tested in
-tests/e2e/registry/test_ingest_dvc.py.
+The command itself, with real `dvc add`, a rebuild and the SQL source against a real
+PostgreSQL, is tested in tests/e2e/registry/test_ingest_dvc.py.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import threading
+from collections.abc import Iterator
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from churnops import schema
-from churnops.intake.ingest import conform, read_file, read_sql, save
+from churnops.intake import sources
+from churnops.intake.ingest import _parse, conform, save
 from churnops.intake.synthetic import synthetic_batch
 from churnops.snapshots import DataError, base_snapshot
 
 DAY = date(2026, 11, 28)
+LABELS = sources.window(date(2026, 11, 1), DAY)
+MAX_NULLS = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -76,25 +82,48 @@ def test_unknown_scenario_is_refused(telco: pd.DataFrame) -> None:
 
 
 def extract(telco: pd.DataFrame, first_id: int, rows: int = 50) -> pd.DataFrame:
-    """A warehouse-like extract: new ids, shuffled rows, an extra column the schema lacks."""
+    """A warehouse-like extract: new ids, shuffled rows, labels arrived within the window,
+    an extra column the schema lacks."""
     rows_ = telco.sample(rows, random_state=1).reset_index(drop=True)
     rows_[schema.ID_COLUMN] = range(first_id + rows - 1, first_id - 1, -1)
-    return rows_.assign(loaded_at="2026-11-28T02:00:00Z")
+    return rows_.assign(label_arrived_at="2026-11-20T09:30:00Z", loaded_by="etl")
+
+
+def test_the_label_window_is_half_open_in_utc() -> None:
+    arrived = [
+        "2026-11-01T00:00:00Z",  # the newest snapshot's date: in (the last one stopped before)
+        "2026-10-31T23:59:59Z",
+        "2026-11-27T23:59:59+00:00",
+        "2026-11-28T00:00:00Z",  # the new snapshot's date: the next snapshot's
+        "2026-11-27T23:30:00-01:00",  # 00:30 UTC on the 28th
+        None,  # no label yet
+    ]
+    chunk = pd.DataFrame({"row": range(len(arrived)), sources.LABEL_ARRIVED: arrived})
+    assert sources.in_window(chunk, LABELS)["row"].tolist() == [0, 2]
+    assert str(LABELS) == "labels arrived from 2026-11-01 to before 2026-11-28"
+    with pytest.raises(DataError, match="label_arrived_at: not an ISO 8601"):
+        sources.in_window(chunk.assign(label_arrived_at="last tuesday"), LABELS)
+    with pytest.raises(DataError, match="lacks the column label_arrived_at"):
+        sources.in_window(chunk.drop(columns=sources.LABEL_ARRIVED), LABELS)
 
 
 def test_file_sources_csv_and_parquet_conform_to_the_schema(
     telco: pd.DataFrame, tmp_path: Path
 ) -> None:
     frame = extract(telco, 9_000_001)
+    frame.loc[:9, sources.LABEL_ARRIVED] = "2026-11-28T08:00:00Z"  # arrived after the window
     frame.to_csv(tmp_path / "batch.csv", index=False)
     frame.to_parquet(tmp_path / "batch.parquet")
     for path in (tmp_path / "batch.csv", tmp_path / "batch.parquet"):
-        batch = conform(read_file(path), telco[schema.ID_COLUMN])
+        rows = sources.read_file(str(path), LABELS, chunk_rows=7, max_bytes=0, timeout_s=0)
+        batch = conform(rows, telco[schema.ID_COLUMN])
         assert list(batch.columns) == list(schema.COLUMNS)
         assert batch[schema.ID_COLUMN].is_monotonic_increasing
-        assert len(batch) == 50
+        assert set(batch[schema.ID_COLUMN]) == set(frame[schema.ID_COLUMN][10:])
     with pytest.raises(DataError, match=r"\.csv or \.parquet"):
-        read_file(tmp_path / "batch.xlsx")
+        sources.read_file(str(tmp_path / "batch.xlsx"), LABELS, 7, 0, 0)
+    with pytest.raises(DataError, match="local path or an https:// URL, not ftp"):
+        sources.read_file("ftp://host/batch.csv", LABELS, 7, 0, 0)
 
 
 def test_conform_refuses_missing_columns_and_reused_ids(telco: pd.DataFrame) -> None:
@@ -108,14 +137,70 @@ def test_conform_refuses_missing_columns_and_reused_ids(telco: pd.DataFrame) -> 
         conform(twice, telco[schema.ID_COLUMN])
 
 
-def test_sql_source_reads_a_query(telco: pd.DataFrame, tmp_path: Path) -> None:
-    database = tmp_path / "warehouse.db"
-    with sqlite3.connect(database) as connection:
-        extract(telco, 9_100_001).to_sql("new_customers", connection, index=False)
-    query = "SELECT * FROM new_customers WHERE tenure >= 12"
-    batch = conform(read_sql(f"sqlite:///{database}", query), telco[schema.ID_COLUMN])
-    assert len(batch) == int((extract(telco, 9_100_001)["tenure"] >= 12).sum()) > 0
-    assert batch["tenure"].min() >= 12
+class Extract(BaseHTTPRequestHandler):
+    """Serves a CSV body of `size` bytes, slowly if asked."""
+
+    size = 0
+    pause = 0.0
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path.endswith(".csv") else 404)
+        self.end_headers()
+        for _ in range(Extract.size // 1024):
+            self.wfile.write(b"x" * 1024)
+            threading.Event().wait(Extract.pause)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def extract_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Extract)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_download_is_bounded_in_size_and_time(extract_server: str, tmp_path: Path) -> None:
+    target = tmp_path / "extract.csv"
+    Extract.size, Extract.pause = 64 * 1024, 0.0
+    sources.download(f"{extract_server}/x.csv", target, max_bytes=64 * 1024, timeout_s=10)
+    assert target.stat().st_size == 64 * 1024
+    with pytest.raises(DataError, match="larger than 65535 bytes"):
+        sources.download(f"{extract_server}/x.csv", target, max_bytes=65535, timeout_s=10)
+    Extract.pause = 0.05
+    with pytest.raises(DataError, match=r"took longer than 0\.5 s"):
+        sources.download(f"{extract_server}/x.csv", target, max_bytes=2**30, timeout_s=0.5)
+    Extract.pause = 0.0
+    with pytest.raises(DataError, match=r"file source http://127\.0\.0\.1/y\.parquet: HTTP 404"):
+        sources.download(
+            f"http://user:secret@{extract_server[7:]}/y.parquet?sig=abc", target, 2**30, 10
+        )
+
+
+def test_only_a_synthetic_batch_takes_a_drift_scenario() -> None:
+    assert _parse(["--scenario", "price_rise"]).source == "synthetic"  # a drill
+    assert _parse(["--scenario", "none"]).source is None  # the configured source
+    with pytest.raises(SystemExit):
+        _parse(["--source", "sql", "--scenario", "contract_mix"])
+    with pytest.raises(SystemExit):
+        _parse(["--source", "sql", "--path", "extract.csv"])
+
+
+def test_a_snapshot_that_fails_validation_is_not_written(
+    telco: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "2026-11-28.csv"
+    batch = conform(extract(telco, 9_000_001), telco[schema.ID_COLUMN])
+    batch.loc[3, "payment_method"] = "Bitcoin"
+    with pytest.raises(DataError, match=r"column 'payment_method'.*Bitcoin") as refused:
+        save(batch, path, MAX_NULLS)
+    assert "nothing is written" in str(refused.value)
+    assert not path.exists()
 
 
 def test_a_published_snapshot_is_kept_or_refused_never_silently_replaced(
@@ -123,13 +208,15 @@ def test_a_published_snapshot_is_kept_or_refused_never_silently_replaced(
 ) -> None:
     path = tmp_path / "2026-11-28.csv"
     risen = synthetic_batch(telco, DAY, "price_rise", rows=50)
-    assert save(risen, path) == "written"
+    assert save(risen, path, MAX_NULLS) == "written"
     first = path.read_bytes()
-    assert save(synthetic_batch(telco, DAY, "price_rise", rows=50), path).startswith("unchanged")
+    again = save(synthetic_batch(telco, DAY, "price_rise", rows=50), path, MAX_NULLS)
+    assert again.startswith("unchanged")
     with pytest.raises(DataError, match="exists with other contents"):
-        save(synthetic_batch(telco, DAY, "none", rows=50), path)
+        save(synthetic_batch(telco, DAY, "none", rows=50), path, MAX_NULLS)
     assert path.read_bytes() == first
-    assert save(synthetic_batch(telco, DAY, "none", rows=50), path, force=True) == "written"
+    calm = synthetic_batch(telco, DAY, "none", rows=50)
+    assert save(calm, path, MAX_NULLS, force=True) == "written"
     assert path.read_bytes() != first
 
 

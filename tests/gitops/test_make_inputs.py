@@ -7,7 +7,10 @@ import re
 import subprocess
 from pathlib import Path
 
-INPUTS = ("VERSION", "DIGEST", "OVERLAY", "URL", "IMAGE", "SCENARIO", "DATE", "BASE", "REPORT_DIR")
+INPUTS = (
+    *("VERSION", "DIGEST", "OVERLAY", "URL", "IMAGE"),
+    *("SOURCE", "SCENARIO", "DATE", "BASE", "REPORT_DIR"),
+)
 
 
 def recipe_lines(repo_root: Path) -> list[tuple[str, str]]:
