@@ -259,8 +259,8 @@ class ServingMetrics:
         )
         buckets = Counter(
             BUCKETS_METRIC,
-            "Customers in the drift monitoring sample, by feature and drift bucket (the "
-            "profile's buckets; the last is missing or unknown)",
+            "Customers in the drift monitoring sample, by feature (and churn_probability) and "
+            "drift bucket (the profile's buckets; the last is missing or unknown)",
             ["feature", "bucket"],
             registry=registry,
         )
