@@ -2,7 +2,9 @@
 
 The candidate (model, reference profile, model card) is written to build/candidate/ only
 after the parity check passes; the gate decides whether it becomes models/. Everything in
-the candidate is reproducible: the gate adds the run's identity to the card.
+the candidate is reproducible: the gate adds the run's identity to the card. The profile
+holds the training data's features and the ONNX model's probabilities on the test split
+with their calibration (churnops.cbpe): the references of live monitoring.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +23,10 @@ import onnx
 import pandas as pd
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from sklearn.isotonic import IsotonicRegression
 from sklearn.pipeline import Pipeline
 
-from churnops import drift, lineage, schema, tracking
+from churnops import cbpe, drift, lineage, schema, tracking
 from churnops.config import (
     CANDIDATE_DIR,
     CARD_FILE,
@@ -96,6 +100,12 @@ def model_card(
     }
 
 
+def calibration_map(probability: np.ndarray, y_true: np.ndarray) -> Callable:
+    """Raw probability -> observed churn rate: isotonic regression on held-out customers."""
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    return isotonic.fit(probability, y_true).predict
+
+
 @dataclass(frozen=True)
 class Candidate:
     """What export proposes to the gate: the ONNX bytes, the drift profile and the card."""
@@ -138,11 +148,15 @@ def export(
     }
     model = to_onnx(pipeline, metadata).SerializeToString()
     threshold = params["evaluate"]["decision_threshold"]
-    check = parity(pipeline, Predictor(model), test, threshold)
+    predictor = Predictor(model)
+    check = parity(pipeline, predictor, test, threshold)
     limit = params["export"]["parity_max_abs_diff"]
     if check["label_agreement"] < 1.0 or check["max_abs_diff"] > limit:
         raise ParityError(check, limit)
     profile = drift.build_profile(schema.feature_columns(train), params["export"]["reference_bins"])
+    probability = predictor.churn_probability(schema.feature_columns(test))
+    calibration = calibration_map(probability, schema.labels(test).to_numpy())
+    profile[cbpe.PREDICTION] = cbpe.reference(probability, calibration, threshold)
     card = model_card(params, metadata, metrics, check)
     card["model_sha256"] = hashlib.sha256(model).hexdigest()
     return Candidate(model, profile, card)

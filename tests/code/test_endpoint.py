@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from churnops import drift
+from churnops import cbpe, drift
 from churnops.serving import openapi
 from churnops.serving.app import new_app
 from churnops.serving.endpoint import PredictEndpoint, answer
@@ -44,6 +44,7 @@ class BrokenPredictor:
 def _served(predictor: object) -> ServedModel:
     columns = {k: [v] * 10 for k, v in example_customer().items()}
     profile = drift.build_profile(columns, bins=4)
+    profile[cbpe.PREDICTION] = cbpe.reference(np.linspace(0, 1, 10), lambda p: p, 0.5)
     card = {"model_sha256": "f" * 64, "decision_threshold": 0.5}
     return ServedModel(
         predictor=predictor,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from churnops import drift, schema
+from churnops import cbpe, drift, schema
 from churnops.serving.metrics import (
     DriftWindow,
     ServingMetrics,
@@ -36,10 +37,15 @@ def _customers(count: int, seed: int, charge_scale: float = 1.0) -> dict[str, li
             columns[feature.name] = [rng.randint(0, 1) for _ in range(count)]
         else:
             columns[feature.name] = [rng.uniform(0, 100) * charge_scale for _ in range(count)]
+    # What the model would say: uniform churn probabilities, shifted up by a price rise.
+    columns[cbpe.PREDICTION] = [min(rng.random() * charge_scale, 1.0) for _ in range(count)]
     return columns
 
 
 PROFILE = drift.build_profile(_customers(5000, seed=0), bins=10)
+PROFILE[cbpe.PREDICTION] = cbpe.reference(
+    np.array(_customers(5000, seed=0)[cbpe.PREDICTION]), lambda p: p, 0.5
+)
 
 
 def _window(size: int) -> DriftWindow:
@@ -51,9 +57,7 @@ def _window(size: int) -> DriftWindow:
 
 
 def _counts(window: DriftWindow, columns: dict[str, list]) -> np.ndarray:
-    return np.concatenate(
-        [drift.bucket_counts(PROFILE["features"][n], columns[n]) for n in PROFILE["features"]]
-    )
+    return np.concatenate([drift.bucket_counts(s, columns[n]) for n, s in window.specs.items()])
 
 
 def test_window_holds_the_last_size_customers_to_the_refresh() -> None:
@@ -90,7 +94,7 @@ def _send(metrics: ServingMetrics, columns: dict[str, list], batch: int = 30) ->
     count = len(columns["tenure"])
     for start in range(0, count, batch):
         part = {name: values[start : start + batch] for name, values in columns.items()}
-        metrics.observe_predictions(part, [0.2] * len(part["tenure"]))
+        metrics.observe_predictions(part, part[cbpe.PREDICTION])
     metrics.refresh_drift()
 
 
@@ -105,6 +109,38 @@ def test_no_drift_verdict_before_min_samples_then_flag_only_on_a_shift() -> None
     assert _sample(metrics, "churnops_drift_detected") == 1
     assert _sample(metrics, "churnops_feature_drift_psi", feature="monthly_charges") > 0.2
     assert _sample(metrics, "churnops_feature_drift_psi", feature="contract") < 0.2
+
+
+def test_estimate_and_prediction_drift_are_cbpe_of_the_window_once_it_is_full() -> None:
+    metrics = _metrics()
+    _send(metrics, _customers(60, seed=10))
+    estimated = "churnops_estimated_performance"
+    assert metrics.registry.get_sample_value(estimated, {"metric": "roc_auc"}) is None  # not 0
+    calm = _customers(300, seed=11)
+    _send(metrics, calm)  # the window is these 300 (drift_window)
+    reference = PROFILE[cbpe.PREDICTION]
+    counts = cbpe.bin_counts(reference, calm[cbpe.PREDICTION])
+    for name, value in cbpe.estimate(reference, counts).items():
+        assert _sample(metrics, estimated, metric=name) == pytest.approx(value, abs=1e-12), name
+    psi = _sample(metrics, "churnops_prediction_drift_psi")
+    assert psi == pytest.approx(cbpe.prediction_psi(reference, counts), abs=1e-12)
+    assert psi < 0.1
+    _send(metrics, _customers(300, seed=12, charge_scale=3))  # predictions shifted up
+    assert _sample(metrics, "churnops_prediction_drift_psi") > 0.2
+
+
+def test_the_probability_buckets_and_the_estimate_have_bounded_labels() -> None:
+    metrics = _metrics()
+    _send(metrics, _customers(3000, seed=13))  # 3,000 different probabilities
+    families = {family.name: family.samples for family in metrics.registry.collect()}
+    buckets = {
+        s.labels["bucket"]
+        for s in families["churnops_drift_bucket_customers"]
+        if s.labels["feature"] == cbpe.PREDICTION and s.name.endswith("_total")
+    }
+    assert len(buckets) == cbpe.BINS + 1  # the grid's bins and the (empty) missing bucket
+    metrics_named = {s.labels["metric"] for s in families["churnops_estimated_performance"]}
+    assert metrics_named == set(cbpe.METRICS)
 
 
 def _identical(count: int) -> dict[str, list]:

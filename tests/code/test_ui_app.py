@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from prometheus_client import generate_latest
 from streamlit.testing.v1 import AppTest
 
-from churnops import drift, schema
+from churnops import cbpe, drift, schema
 from churnops.serving.metrics import ServingMetrics
 from churnops.ui.client import parse_metrics
 from tests.support.net import free_port
@@ -95,7 +96,9 @@ def _columns(rows: int) -> dict[str, list]:
 
 def test_live_metrics_are_read_from_the_services_own_exposition():
     columns = _columns(300)
+    probabilities = [(i % 10) / 10 for i in range(300)]
     profile = drift.build_profile(columns, bins=5)
+    profile[cbpe.PREDICTION] = cbpe.reference(np.array(probabilities), lambda p: p, 0.5)
     serve = {
         "drift_window": 500,
         "drift_request_share": 1.0,  # the whole request: the window is the reference
@@ -103,7 +106,6 @@ def test_live_metrics_are_read_from_the_services_own_exposition():
         "psi_threshold": 0.2,
     }
     metrics = ServingMetrics({}, profile, serve, git_commit="0" * 40, decision_threshold=0.5)
-    probabilities = [(i % 10) / 10 for i in range(300)]
     metrics.observe_predictions(columns, probabilities)
     metrics.refresh_drift()
 
@@ -113,7 +115,29 @@ def test_live_metrics_are_read_from_the_services_own_exposition():
     assert set(live.feature_psi) == set(schema.FEATURE_NAMES)
     assert max(live.feature_psi.values()) < 0.01  # the window is the reference itself
     assert live.drift_detected is False
+    reference = profile[cbpe.PREDICTION]
+    assert live.estimated == cbpe.estimate(reference, cbpe.bin_counts(reference, probabilities))
+    assert live.prediction_psi is not None and live.prediction_psi < 0.01
     churners_among_women = sum(
         p >= 0.5 for p, female in zip(probabilities, columns["female"], strict=True) if female
     )
     assert live.groups[("female", "1")] == [150, churners_among_women]
+
+
+def _estimate_page() -> None:
+    from churnops.ui.app import estimate_section
+    from churnops.ui.client import LiveMetrics
+
+    estimated = {"roc_auc": 0.81, "precision": 0.6, "recall": 0.5, "f1": 0.545}
+    gated = {"roc_auc": 0.84, "precision": 0.65, "recall": 0.56, "f1": 0.6}
+    estimate_section(LiveMetrics(estimated=estimated, prediction_psi=0.25), {"metrics": gated})
+
+
+def test_the_estimate_is_shown_beside_the_gated_values_with_the_prediction_drift():
+    at = AppTest.from_function(_estimate_page, default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    shown = {m.label: (m.value, m.delta) for m in at.metric}
+    assert shown["Estimated ROC AUC"] == ("0.810", "-0.030 vs test split")
+    assert shown["Estimated F1"] == ("0.545", "-0.055 vs test split")
+    assert shown["Prediction drift (PSI)"][0] == "0.250"

@@ -1,5 +1,6 @@
 """`churnops evaluate-champion` end to end: the real command, a real Pushgateway on
-loopback (Debian's prometheus-pushgateway) and an MLflow SQLite store, all agreeing."""
+loopback (Debian's prometheus-pushgateway) and an MLflow SQLite store, all agreeing; the
+estimate without labels beside the realised quality, and its error."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnops import lineage, schema, snapshots
+from churnops import cbpe, lineage, schema, snapshots
+from churnops.predictor import Predictor
 from tests.support.net import free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -44,12 +46,12 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def roc_auc_samples(text: str) -> list[float]:
+def roc_auc_samples(text: str, name: str = "churnops_champion_quality") -> list[float]:
     return [
         s.value
         for f in text_string_to_metric_families(text)
         for s in f.samples
-        if s.name == "churnops_champion_quality" and s.labels["metric"] == "roc_auc"
+        if s.name == name and s.labels["metric"] == "roc_auc"
     ]
 
 
@@ -85,3 +87,26 @@ def test_evaluate_champion_records_one_result_in_file_metrics_mlflow_and_pushgat
     run = mlflow.get_run(result["mlflow_run_id"])
     assert run.data.tags["churnops.kind"] == "champion-evaluation"
     assert run.data.metrics["champion.quality.roc_auc"] == roc_auc
+    estimate = result["estimate"]
+    assert estimate["realised"] == {m: result["quality"][m] for m in cbpe.METRICS}
+    for metric, error in estimate["error"].items():
+        assert error == pytest.approx(
+            estimate["realised"][metric] - estimate["estimated"][metric], abs=1e-6
+        )
+    # The estimate is the service's, from the model's probabilities alone: no labels.
+    reference = json.loads((repo_root / "models/reference_profile.json").read_text())
+    reference = reference[cbpe.PREDICTION]
+    customers = pd.read_csv(newest)
+    customers = customers[customers[schema.TARGET].isin(schema.TARGET_VALUES)]
+    probability = Predictor(repo_root / "models/model.onnx").churn_probability(
+        schema.feature_columns(customers.drop(columns=[schema.TARGET]))
+    )
+    assert estimate["estimated"] == cbpe.estimate(
+        reference, cbpe.bin_counts(reference, probability)
+    )
+    prom = prom_file.read_text()
+    estimated_auc = estimate["estimated"]["roc_auc"]
+    assert roc_auc_samples(prom, "churnops_champion_estimated_quality") == [estimated_auc]
+    error_auc = estimate["error"]["roc_auc"]
+    assert roc_auc_samples(prom, "churnops_champion_estimate_error") == [error_auc]
+    assert run.data.metrics["champion.estimate.error.roc_auc"] == error_auc

@@ -93,8 +93,9 @@ def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
     return [(p["title"], t["expr"]) for p in panels for t in p.get("targets", [])]
 
 
-# What the dashboard must show (issue 5): latency, errors, traffic, the prediction
-# distribution, drift, fairness in live traffic and quality on fresh labeled data.
+# What the dashboard must show (issues 5 and 16): latency, errors, traffic, the prediction
+# distribution, drift, fairness in live traffic, quality on fresh labeled data, and the
+# performance estimated before labels with prediction drift and the estimate's error.
 REQUIRED = (
     "churnops_request_duration_seconds_bucket",
     "churnops_internal_errors_total",
@@ -104,6 +105,9 @@ REQUIRED = (
     "churnops_feature_drift_psi",
     "churnops_group_churn_predictions_total",
     "churnops_champion_quality",
+    "churnops_estimated_performance",
+    "churnops_prediction_drift_psi",
+    "churnops_champion_estimate_error",
 )
 
 

@@ -9,6 +9,7 @@ promtool and amtool come with Debian's prometheus and prometheus-alertmanager pa
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,6 +30,7 @@ AMTOOL = "/usr/bin/amtool"
 QUALITY_RULES = Path("k8s/monitoring/prometheusrule-quality.yaml")
 PROMTOOL_TESTS = Path(__file__).parent / "prometheus"
 COMPONENT = Path("k8s/components/retrain-trigger")
+DASHBOARD = Path("k8s/monitoring/grafana-dashboard.json")
 
 
 def routes_for(repo_root: Path, *labels: str) -> str:
@@ -121,9 +123,12 @@ def test_every_rule_file_and_its_drill_version_pass_promtool(repo_root: Path, tm
 
     assert check.returncode == 0, check.stdout + check.stderr
     alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
-    assert {"ChurnopsFeatureDrift", "ChurnopsChampionQualityLow", "ChurnopsLiveFairnessGap"} <= (
-        alerts
-    )
+    assert {
+        "ChurnopsFeatureDrift",
+        "ChurnopsChampionQualityLow",
+        "ChurnopsLiveFairnessGap",
+        "ChurnopsEstimatedQualityLow",
+    } <= alerts
 
 
 def test_quality_thresholds_are_the_release_gates(repo_root: Path):
@@ -131,7 +136,26 @@ def test_quality_thresholds_are_the_release_gates(repo_root: Path):
     text = (repo_root / QUALITY_RULES).read_text()
 
     assert f'churnops_champion_quality{{metric="roc_auc"}}) < {gate["floors"]["roc_auc"]}' in text
+    for metric in ("roc_auc", "f1"):  # the estimated metrics that have a floor
+        floor = gate["floors"][metric]
+        assert f'(churnops_estimated_performance{{metric="{metric}"}}) < {floor}\n' in text
     assert f") > {gate['ceilings']['demographic_parity_difference']}\n" in text
+
+
+def test_the_dashboard_shows_the_estimate_at_the_gates_floor_prediction_drift_and_error(
+    repo_root: Path,
+):
+    gate = load_params(repo_root / "params.yaml")["gate"]
+    panels = json.loads((repo_root / DASHBOARD).read_text())["panels"]
+
+    def showing(metric: str) -> list[dict]:
+        return [p for p in panels if any(metric in t["expr"] for t in p.get("targets", []))]
+
+    [estimate] = showing("churnops_estimated_performance")
+    steps = estimate["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == gate["floors"]["roc_auc"]
+    assert showing("churnops_prediction_drift_psi")
+    assert showing("churnops_champion_estimate_error")
 
 
 def test_fairness_and_quality_alerts_fire_when_they_should(repo_root: Path, tmp_path: Path):

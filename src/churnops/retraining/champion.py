@@ -5,6 +5,9 @@ The nightly continuous-training job runs this before retraining: it scores the c
 quality and fairness metrics as the `evaluate` stage, so a fall in quality on fresh data
 shows as a number next to the one it passed the gate with (its model card).
 
+Beside the realised quality it records what the service's estimate without labels
+(churnops.cbpe) says on the same rows, and the estimate's error (realised - estimate).
+
 Where the result goes, simply and honestly:
 - reports/champion.json, the full result (the CT workflow attaches it to its pull request);
 - an MLflow run (tag `churnops.kind=champion-evaluation`), so quality over time is a query;
@@ -26,9 +29,17 @@ import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
-from churnops import lineage, schema, snapshots, tracking
+from churnops import cbpe, lineage, schema, snapshots, tracking
 from churnops.card import CardError, decision_threshold, read_card
-from churnops.config import DATA_DIR, MODEL_FILE, MODELS_DIR, REPORTS_DIR, write_json
+from churnops.config import (
+    DATA_DIR,
+    MODEL_FILE,
+    MODELS_DIR,
+    PROFILE_FILE,
+    REPORTS_DIR,
+    read_json,
+    write_json,
+)
 from churnops.predictor import Predictor
 from churnops.quality import fairness, quality
 
@@ -65,6 +76,46 @@ def evaluate_champion(
     }
 
 
+def estimate_beside_realised(
+    models_dir: Path, snapshot: pd.DataFrame, realised: dict[str, float]
+) -> dict[str, Any]:
+    """The estimate the service would make of these customers, from the model's
+    probabilities alone (no labels), the realised values and the error (realised - estimate)."""
+    reference = read_json(models_dir / PROFILE_FILE)[cbpe.PREDICTION]
+    probability = Predictor(models_dir / MODEL_FILE).churn_probability(
+        schema.feature_columns(snapshot)
+    )
+    estimated = cbpe.estimate(reference, cbpe.bin_counts(reference, probability))
+    return {
+        "estimated": estimated,
+        "realised": {name: realised[name] for name in estimated},
+        "error": {name: round(realised[name] - value, 6) for name, value in estimated.items()},
+    }
+
+
+def estimate_summary(estimate: dict[str, Any]) -> str:
+    """One line: each metric's estimate and its error."""
+    parts = [f"{m} {v:.4f} ({estimate['error'][m]:+.4f})" for m, v in estimate["estimated"].items()]
+    return "evaluate-champion: estimated without labels (error): " + ", ".join(parts)
+
+
+def add_estimate_gauges(registry: CollectorRegistry, result: dict[str, Any]) -> None:
+    """The estimate and its error beside churnops_champion_quality (the realised values)."""
+    champion = {"model_sha256": result["model_sha256"], "snapshot": result["snapshot"]}
+    for name, key, what in (
+        ("churnops_champion_estimated_quality", "estimated", "estimated without labels"),
+        ("churnops_champion_estimate_error", "error", "realised minus estimated"),
+    ):
+        gauge = Gauge(
+            name,
+            f"Champion quality on the newest labeled snapshot, {what} (churnops.cbpe)",
+            ["metric", *champion],
+            registry=registry,
+        )
+        for metric, value in result["estimate"][key].items():
+            gauge.labels(metric=metric, **champion).set(value)
+
+
 def metrics_registry(result: dict[str, Any]) -> CollectorRegistry:
     """The result as Prometheus gauges (one registry per evaluation: no global state)."""
     registry = CollectorRegistry()
@@ -96,6 +147,7 @@ def metrics_registry(result: dict[str, Any]) -> CollectorRegistry:
         "Unix time of the champion evaluation",
         registry=registry,
     ).set(result["evaluated_at"])
+    add_estimate_gauges(registry, result)
     return registry
 
 
@@ -112,7 +164,10 @@ def record_in_mlflow(result: dict[str, Any]) -> str:
         )
         mlflow.log_metrics(
             tracking.flat_metrics(
-                {k: result[k] for k in ("quality", "fairness", "rows", "predicted_churn_rate")},
+                {
+                    k: result[k]
+                    for k in ("quality", "fairness", "rows", "predicted_churn_rate", "estimate")
+                },
                 "champion.",
             )
         )
@@ -125,6 +180,7 @@ def run(models_dir: Path, data_dir: Path) -> dict[str, Any]:
     card = read_card(models_dir)
     path, snapshot = newest_labeled_snapshot(data_dir)
     result = evaluate_champion(Predictor(model_path), snapshot, decision_threshold(card))
+    result["estimate"] = estimate_beside_realised(models_dir, snapshot, result["quality"])
     gated = card["metrics"]
     result.update(
         snapshot=path.name,
@@ -170,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         f"F1 {q['f1']:.4f}; wrote {args.output} and {args.prom_output}"
         + (f", pushed to {args.pushgateway}" if args.pushgateway else "")
     )
+    print(estimate_summary(result["estimate"]))
 
 
 if __name__ == "__main__":

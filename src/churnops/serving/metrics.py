@@ -3,8 +3,10 @@
 Names are a contract (docs/metrics.md, the Prometheus alerts, the dashboards). Under
 BentoML the metrics live in Prometheus' multiprocess mode, so every worker's values reach
 /metrics; gauges say how workers combine (`livemax`: the highest of the live workers). The
-drift window holds all workers' customers (DriftWindow); each worker recomputes it every
-`refresh_seconds` in a thread of its own (`ServingMetrics.start`).
+drift window holds all workers' customers (DriftWindow): their features and their churn
+probabilities, from which the thread each worker runs (`ServingMetrics.start`) recomputes,
+every `refresh_seconds`, the PSI per feature, the prediction drift and the estimated
+performance (churnops.cbpe: no labels needed).
 No single request can dominate what monitoring sees: a request adds at most
 `serve.drift_request_share` of the drift window to it (an evenly spaced sample of a larger
 request), and the fairness group counts count the same sample.
@@ -24,7 +26,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from churnops import drift, schema
+from churnops import cbpe, drift, schema
 
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -64,11 +66,11 @@ def monitoring_sample(
 BUCKETS_METRIC = "churnops_drift_bucket_customers"
 
 
-def bucket_labels(profile: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(feature, bucket) of every drift bucket, in the profile's order."""
+def bucket_labels(specs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(feature, bucket) of every drift bucket, in the order of the specs."""
     return [
         (name, str(bucket))
-        for name, spec in profile["features"].items()
+        for name, spec in specs.items()
         for bucket in range(len(drift.bucket_counts(spec, [])))
     ]
 
@@ -90,7 +92,9 @@ def read_bucket_totals(registry: CollectorRegistry) -> dict[tuple[str, str], flo
 class DriftWindow:
     """The most recent customers of all workers, as drift bucket counts, and their PSI.
 
-    Each worker adds its customers' bucket counts to `churnops_drift_bucket_customers_total`
+    The buckets are the profile's, of each feature and of the churn probability (the
+    `churn_probability` pseudo-feature: cbpe's bin grid). Each worker adds its customers'
+    bucket counts to `churnops_drift_bucket_customers_total`
     (in Prometheus' multiprocess files under BentoML, so the totals sum every worker); each
     refresh reads the totals into a history, and the window is the newest totals minus the
     newest earlier ones at least `size` customers back: the last `size` customers of all
@@ -106,7 +110,8 @@ class DriftWindow:
     ) -> None:
         self.profile = profile
         self.size = size
-        self.labels = bucket_labels(profile)
+        self.specs = {**profile["features"], cbpe.PREDICTION: profile[cbpe.PREDICTION]}
+        self.labels = bucket_labels(self.specs)
         self._children = [buckets.labels(*label) for label in self.labels]
         self._read_totals = read_totals
         self._pending: deque[Mapping[str, Sequence[Any]]] = deque()  # append, popleft: atomic
@@ -115,7 +120,8 @@ class DriftWindow:
         self.history: deque[np.ndarray] = deque([self._totals()])  # what came before us
 
     def add(self, columns: Mapping[str, Sequence[Any]]) -> None:
-        """Customers this worker scored (their values per feature), counted at the next refresh."""
+        """Customers this worker scored (their values per feature and their churn probability),
+        counted at the next refresh."""
         self._pending.append(columns)
 
     def _flush(self) -> None:
@@ -125,7 +131,7 @@ class DriftWindow:
         counts = np.concatenate(
             [
                 drift.bucket_counts(spec, list(chain.from_iterable(p[name] for p in pending)))
-                for name, spec in self.profile["features"].items()
+                for name, spec in self.specs.items()
             ]
         )
         for child, count in zip(self._children, counts.tolist(), strict=True):
@@ -148,6 +154,10 @@ class DriftWindow:
 
     def customers(self, counts: np.ndarray) -> int:
         return int(counts @ self._customers)
+
+    def of(self, counts: np.ndarray, name: str) -> np.ndarray:
+        """The window's bucket counts of one feature (or of the churn probability)."""
+        return counts[[feature == name for feature, _ in self.labels]]
 
     def psi(self, counts: np.ndarray) -> dict[str, float]:
         """PSI per feature of a window's bucket counts against the reference profile."""
@@ -226,6 +236,21 @@ class ServingMetrics:
             multiprocess_mode="livemostrecent",
             registry=registry,
         )
+        self.prediction_psi = Gauge(
+            "churnops_prediction_drift_psi",
+            "PSI of the drift window's churn probabilities against the test split's",
+            multiprocess_mode="livemostrecent",
+            registry=registry,
+        )
+        # Labelled, so absent (not 0) until the window first holds drift_min_samples customers.
+        self.estimated = Gauge(
+            "churnops_estimated_performance",
+            "Quality estimated from the drift window's churn probabilities, without labels "
+            "(confidence-based performance estimation with the calibration of the test split)",
+            ["metric"],
+            multiprocess_mode="livemostrecent",
+            registry=registry,
+        )
         self.window_customers = Gauge(
             "churnops_drift_window_customers",
             "Customers in the drift window (all workers' traffic)",
@@ -234,8 +259,8 @@ class ServingMetrics:
         )
         buckets = Counter(
             BUCKETS_METRIC,
-            "Customers in the drift monitoring sample, by feature and drift bucket (the "
-            "profile's buckets; the last is missing or unknown)",
+            "Customers in the drift monitoring sample, by feature (and churn_probability) and "
+            "drift bucket (the profile's buckets; the last is missing or unknown)",
             ["feature", "bucket"],
             registry=registry,
         )
@@ -280,7 +305,7 @@ class ServingMetrics:
             in_one, churners_in_one = sum(group), sum(compress(churned, group))
             self._count_group(feature, 0, scored - in_one, churners - churners_in_one)
             self._count_group(feature, 1, in_one, churners_in_one)
-        self.window.add(columns)
+        self.window.add({**columns, cbpe.PREDICTION: probabilities})
 
     def _count_group(self, feature: str, group: int, scored: int, churners: int) -> None:
         if scored:
@@ -308,7 +333,8 @@ class ServingMetrics:
         return thread
 
     def refresh_drift(self) -> dict[str, float]:
-        """Recompute every feature's PSI and the drift verdict; the PSI per feature."""
+        """Recompute every feature's PSI, the drift verdict, the prediction drift and the
+        estimated performance; the PSI per feature."""
         counts = self.window.refresh()
         customers = self.window.customers(counts)
         self.window_customers.set(customers)
@@ -318,4 +344,9 @@ class ServingMetrics:
         for feature, value in psi.items():
             self.feature_psi.labels(feature).set(value)
         self.drift_detected.set(int(max(psi.values()) > self.psi_threshold))
+        reference = self.window.specs[cbpe.PREDICTION]
+        probabilities = self.window.of(counts, cbpe.PREDICTION)
+        self.prediction_psi.set(cbpe.prediction_psi(reference, probabilities))
+        for name, value in cbpe.estimate(reference, probabilities).items():
+            self.estimated.labels(name).set(value)
         return psi

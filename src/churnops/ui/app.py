@@ -2,7 +2,8 @@
 
 Four tabs: one customer scored from a form generated from the schema module; a CSV file
 scored, with rejected rows and their reasons; the model card of the serving model; and
-live drift per feature from /metrics. Everything comes from the API at $CHURNOPS_API_URL
+live monitoring from /metrics: drift per feature, the quality estimated without labels and
+the drift of the predictions. Everything comes from the API at $CHURNOPS_API_URL
 (plus, for the model card, reports/ when they describe the serving model). When the API
 is down or refuses a request the page says so and stays usable.
 """
@@ -351,6 +352,24 @@ def model_card_tab(metadata: dict[str, Any] | None, problem: str | None) -> None
         )
 
 
+def estimate_section(live: LiveMetrics, metadata: dict[str, Any] | None) -> None:
+    """The quality estimated from live churn probabilities, beside the gated test values."""
+    gated = (metadata or {}).get("metrics") or {}
+    st.markdown("##### Performance estimated before labels")
+    *estimates, drift_column = st.columns(len(live.estimated) + 1)
+    for column, (name, value) in zip(estimates, live.estimated.items(), strict=True):
+        tested = gated.get(name)
+        delta = None if tested is None else f"{value - tested:+.3f} vs test split"
+        column.metric(f"Estimated {CARD_METRICS[name]}", f"{value:.3f}", delta, border=True)
+    psi = live.prediction_psi
+    drift_column.metric("Prediction drift (PSI)", "-" if psi is None else f"{psi:.3f}", border=True)
+    st.caption(
+        "Estimated from the churn probabilities of the drift window, calibrated on the test "
+        "split (confidence-based performance estimation): no labels needed. Prediction drift "
+        "compares those probabilities with the test split's."
+    )
+
+
 def monitoring_tab(client: ApiClient, metadata: dict[str, Any] | None) -> None:
     st.button("Refresh", icon=":material/refresh:", key="refresh_metrics")
     try:
@@ -375,6 +394,8 @@ def monitoring_tab(client: ApiClient, metadata: dict[str, Any] | None) -> None:
         st.altair_chart(psi_chart(live.feature_psi, threshold), width="stretch")
         if threshold is not None:
             st.caption(f"Red bars are above the PSI threshold {threshold} (dashed line).")
+        if live.estimated:
+            estimate_section(live, metadata)
     else:
         need = f"{min_samples:,}" if min_samples is not None else "enough"
         st.info(

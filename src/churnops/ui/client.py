@@ -43,7 +43,8 @@ class ApiError(Exception):
 
 @dataclass
 class LiveMetrics:
-    """What /metrics says about traffic, drift and predicted churn per group."""
+    """What /metrics says about traffic, drift, predicted churn per group and the quality
+    estimated without labels."""
 
     predictions: float = 0.0
     rejected: dict[str, float] = field(default_factory=dict)
@@ -51,6 +52,8 @@ class LiveMetrics:
     feature_psi: dict[str, float] = field(default_factory=dict)
     drift_detected: bool = False
     window_customers: float = 0.0
+    estimated: dict[str, float] = field(default_factory=dict)  # metric -> estimate
+    prediction_psi: float | None = None
     # (feature, group) -> (customers scored, customers predicted to churn)
     groups: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
@@ -73,6 +76,10 @@ def parse_metrics(text: str) -> LiveMetrics:
                 live.drift_detected = value >= 1
             elif name == "churnops_drift_window_customers":
                 live.window_customers = value
+            elif name == "churnops_estimated_performance":
+                live.estimated[labels["metric"]] = value
+            elif name == "churnops_prediction_drift_psi":
+                live.prediction_psi = value
             elif name in (
                 "churnops_group_predictions_total",
                 "churnops_group_churn_predictions_total",

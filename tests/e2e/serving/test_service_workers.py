@@ -1,4 +1,5 @@
-"""Two workers: the drift window, the fairness counts and the totals describe all traffic.
+"""Two workers: the drift window, the fairness counts, the totals, the prediction drift and
+the estimated performance describe all traffic.
 
 Requests over several connections reach both workers (the kernel spreads connections);
 the churnops_* metrics on /metrics must then equal what one process would have seen.
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
-from churnops import drift
+from churnops import cbpe, drift
 from tests.support.bento_server import Server, start_server, stop_server
 from tests.support.net import wait_until
 
@@ -51,19 +52,26 @@ def predictions_by_process(home: Path) -> dict[str, float]:
     return found
 
 
-def test_two_workers_report_all_traffic(
-    two_workers: Server, test_customers: list[dict], repo_root: Path
-) -> None:
-    sent = test_customers[:CUSTOMERS]
+@pytest.fixture(scope="module")
+def sent(two_workers: Server, test_customers: list[dict]) -> list[tuple[dict, float]]:
+    """CUSTOMERS customers, one a request over CONNECTIONS connections, with their answers."""
+    answered = []
     clients = [httpx.Client(base_url=two_workers.url, timeout=30) for _ in range(CONNECTIONS)]
     try:
-        for i, customer in enumerate(sent):
+        for i, customer in enumerate(test_customers[:CUSTOMERS]):
             response = clients[i % CONNECTIONS].post("/predict", json={"customers": [customer]})
             assert response.status_code == 200, response.text
+            answered.append((customer, response.json()["predictions"][0]["churn_probability"]))
     finally:
         for client in clients:
             client.close()
+    return answered
 
+
+def test_two_workers_report_all_traffic(
+    two_workers: Server, sent: list[tuple[dict, float]], repo_root: Path
+) -> None:
+    customers = [customer for customer, _ in sent]
     by_process = predictions_by_process(two_workers.home)
     assert len(by_process) == 2, by_process  # both workers answered
     assert sum(by_process.values()) == CUSTOMERS
@@ -76,13 +84,33 @@ def test_two_workers_report_all_traffic(
         "the drift window holding every worker's customers",
     )
     profile = json.loads((repo_root / "models" / "reference_profile.json").read_text())
-    columns = {name: [c[name] for c in sent] for name in profile["features"]}
+    columns = {name: [c[name] for c in customers] for name in profile["features"]}
     expected = drift.feature_psi(profile, columns)
     for feature, value in expected.items():
         assert two_workers.metric("churnops_feature_drift_psi", feature=feature) == pytest.approx(
             value, rel=1e-9, abs=1e-12
         ), feature
-    women = sum(c["female"] for c in sent)
+    women = sum(c["female"] for c in customers)
     assert (
         two_workers.metric("churnops_group_predictions_total", feature="female", group="1") == women
+    )
+
+
+def test_estimate_and_prediction_drift_are_of_every_workers_customers(
+    two_workers: Server, sent: list[tuple[dict, float]], repo_root: Path
+) -> None:
+    wait_until(
+        lambda: two_workers.metric("churnops_drift_window_customers") == CUSTOMERS,
+        15,
+        "the drift window holding every worker's customers",
+    )
+    profile = json.loads((repo_root / "models" / "reference_profile.json").read_text())
+    reference = profile[cbpe.PREDICTION]
+    counts = cbpe.bin_counts(reference, [probability for _, probability in sent])
+    for metric, value in cbpe.estimate(reference, counts).items():
+        assert two_workers.metric("churnops_estimated_performance", metric=metric) == pytest.approx(
+            value, rel=1e-9, abs=1e-12
+        ), metric
+    assert two_workers.metric("churnops_prediction_drift_psi") == pytest.approx(
+        cbpe.prediction_psi(reference, counts), rel=1e-9, abs=1e-12
     )
