@@ -24,6 +24,7 @@ Where no engine can run containers these tests fail and say why: they never pass
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -37,8 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bentoml
 import httpx
 import pytest
+from bentoml.exceptions import BentoMLException
 from prometheus_client.parser import text_string_to_metric_families
 
 from churnops import config, identity, schema, snapshots
@@ -521,6 +524,23 @@ def test_container_scores_customers_with_the_gated_model(
     )
     assert served == pytest.approx(expected.tolist(), abs=1e-6)
     assert httpx.get(service.url + "/livez", timeout=5).status_code == 200
+
+
+def test_bentoml_clients_call_the_image_as_they_call_bentoml_serve(
+    service: Container, customers: list[dict[str, Any]]
+) -> None:
+    """Consumers using BentoML's own clients: /schema.json from the image lists /predict."""
+    plain = httpx.post(service.url + "/predict", json={"customers": customers[:3]}, timeout=30)
+    with bentoml.SyncHTTPClient(service.url, timeout=30) as client:
+        assert client.predict(customers=customers[:3]) == plain.json()
+        with pytest.raises(BentoMLException, match=r"customers\[0\]\.tenure"):
+            client.predict(customers=[{**customers[0], "tenure": "long"}])
+
+    async def call() -> dict:
+        async with bentoml.AsyncHTTPClient(service.url, timeout=30) as client:
+            return await client.predict(customers=customers[:2])
+
+    assert asyncio.run(call())["predictions"] == plain.json()["predictions"][:2]
 
 
 def test_metadata_names_the_model_and_the_image_from_the_manifest(
