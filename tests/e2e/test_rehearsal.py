@@ -292,6 +292,7 @@ def test_the_report_is_one_bot_comment_naming_the_champion_with_plots(world: Wor
     body = ours[0]["body"]
     card = json.loads(world.platform.git("show", "main:models/model_card.json"))
     assert f"compared against the champion `{card['model_sha256'][:12]}`" in body
+    assert "The candidate on the test split (1409 customers)" in body  # as before CT's holdout
     assert "```mermaid\nxychart-beta" in body and "| Actual churn \\ Predicted churn |" in body
     assert "| `train.hyperparams.logistic_regression.C` | 1.0000 | 0.7000 | -0.3000 |" in body
 
