@@ -182,7 +182,7 @@ def on_holdout(
         "rows": len(holdout),
         "resamples": bootstrap["resamples"],
         "confidence": bootstrap["confidence"],
-        "champion_data_hash": champion.get("data_hash"),
+        "champion_data_hash": champion["data_hash"],
         "metrics": {name: metrics[name] for name in params["gate"]["max_regression"]},
     }
 
