@@ -37,6 +37,11 @@ PLOTS_DIR = REPORTS_DIR / "plots"
 EXPORT_REPORT = REPORTS_DIR / "export.json"
 GATE_REPORT = REPORTS_DIR / "gate.json"
 
+# split.holdout: the test set is a random share of all rows, or the newest snapshot.
+RANDOM = "random"
+NEWEST_SNAPSHOT = "newest_snapshot"
+HOLDOUTS = (RANDOM, NEWEST_SNAPSHOT)
+
 
 def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     with path.open() as f:

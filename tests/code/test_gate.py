@@ -1,4 +1,5 @@
-"""The gate's rules: floors, ceilings, parity and no regression against the champion."""
+"""The gate's rules: floors, ceilings, parity and no regression against the champion,
+on the champion's card (a random split) or on the same holdout rows (newest snapshot)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from churnops import card, gate
+from churnops import card, comparison, gate
 
 CFG = {
     "floors": {"roc_auc": 0.8},
@@ -151,3 +153,82 @@ def test_a_crash_after_the_commit_point_is_completed_and_readers_wait_for_it(
         "model_card.json": '{\n  "model_sha256": "new"\n}\n',
     }
     assert card.read_card(models) == {"model_sha256": "new"}
+
+
+# The holdout comparison (split.holdout newest_snapshot): both models on the same rows.
+HOLDOUT_CFG = {**CFG, "max_regression": {"roc_auc": 0.01, "equal_opportunity_difference": 0.02}}
+
+
+def _holdout(rows: int, noise: float) -> dict:
+    """The comparison the gate makes: a champion, and a challenger that is `noise` worse."""
+    rng = np.random.default_rng(7)
+    score, extra = rng.normal(size=4000), rng.normal(size=4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(1 - 2 * score))).astype(int)[:rows]
+    champion = 1 / (1 + np.exp(1 - 2 * score))[:rows]
+    challenger = 1 / (1 + np.exp(1 - 2 * (score + noise * extra)))[:rows]
+    groups = {"female": rng.integers(0, 2, 4000)[:rows]}
+    metrics = comparison.paired_bootstrap(
+        y, groups, (champion, 0.5), (challenger, 0.5), 300, 0.95, 42
+    )
+    return {"rows": rows, "confidence": 0.95, "metrics": metrics}
+
+
+def _on_holdout(compared: dict) -> dict[str, dict]:
+    baseline = {"model_sha256": "c" * 64, "comparison": compared}
+    rules = gate.judge(CARD, baseline, HOLDOUT_CFG, 1e-4)
+    return {r["rule"].split()[0]: r for r in rules if "minus champion" in r["rule"]}
+
+
+def test_a_challenger_equal_to_the_champion_passes_on_the_holdout() -> None:
+    rules = _on_holdout(_holdout(500, noise=0.0))
+    assert [r["passed"] for r in rules.values()] == [True, True]
+    assert rules["roc_auc"]["rule"] == "roc_auc minus champion, 95% interval upper end >= -0.01"
+    assert rules["roc_auc"]["reason"].startswith(
+        "ok: roc_auc minus champion is +0.0000 on the same 500 holdout rows"
+    )
+
+
+def test_a_clearly_worse_challenger_fails_on_the_holdout() -> None:
+    compared = _holdout(4000, noise=0.5)
+    rules = _on_holdout(compared)
+    assert rules["roc_auc"]["passed"] is False
+    assert rules["roc_auc"]["value"] == compared["metrics"]["roc_auc"]["interval"][1] < -0.01
+    assert rules["roc_auc"]["reason"].startswith("FAILED: roc_auc minus champion is -0.04")
+
+
+def test_a_tiny_holdout_widens_the_interval_so_a_small_dip_is_no_regression() -> None:
+    """The same two models: on 60 rows the dip is beyond the tolerance but within the noise."""
+    tiny = _holdout(60, noise=0.5)
+    dip = tiny["metrics"]["roc_auc"]
+    assert dip["difference"] < -0.01 < dip["interval"][1]
+    assert _on_holdout(tiny)["roc_auc"]["passed"] is True
+    assert _on_holdout(_holdout(4000, noise=0.5))["roc_auc"]["passed"] is False
+
+
+def _gap_widened_within(interval: list[float]) -> dict:
+    """A holdout comparison where the equal opportunity gap grew by 0.1, `interval` around it."""
+    same = {"champion": 0.8, "challenger": 0.8, "difference": 0.0, "interval": [0.0, 0.0]}
+    wider = {"champion": 0.1, "challenger": 0.2, "difference": 0.1, "interval": interval}
+    metrics = {"roc_auc": same, "equal_opportunity_difference": wider}
+    return {"rows": 800, "confidence": 0.95, "metrics": metrics}
+
+
+def test_a_wider_fairness_gap_fails_only_when_its_whole_interval_is_beyond_the_tolerance() -> None:
+    name = "equal_opportunity_difference"
+    failed = _on_holdout(_gap_widened_within([0.05, 0.15]))[name]
+    assert failed["passed"] is False and failed["rule"].endswith("lower end <= +0.02")
+    assert _on_holdout(_gap_widened_within([0.01, 0.19]))[name]["passed"] is True
+
+
+def test_the_report_shows_the_random_split_s_numbers_side_by_side() -> None:
+    champion = _with(roc_auc=0.86, demographic_parity_difference=0.15)
+    candidate = CARD | {"parity": CARD["parity"] | {"rows": 1409}}
+    shown = gate.shown_comparison(candidate, champion, ["roc_auc"])
+    assert shown == {
+        "on": "random",
+        "rows": 1409,
+        "metrics": {"roc_auc": {"champion": 0.86, "challenger": 0.85, "difference": -0.01}},
+    }
+    held_out = {"model_sha256": "c" * 64, "comparison": {"on": "newest_snapshot"}}
+    assert gate.shown_comparison(candidate, held_out, ["roc_auc"]) == {"on": "newest_snapshot"}
+    assert gate.shown_comparison(candidate, None, ["roc_auc"]) is None

@@ -34,7 +34,12 @@ def test_params_that_do_not_make_the_model_leave_its_hash_alone(
 
 @pytest.mark.parametrize(
     ("path", "value"),
-    [(("base", "seed"), 7), (("split", "test_size"), 0.3), (("train", "cv_folds"), 3)],
+    [
+        (("base", "seed"), 7),
+        (("split", "test_size"), 0.3),
+        (("split", "holdout"), "newest_snapshot"),
+        (("train", "cv_folds"), 3),
+    ],
 )
 def test_params_that_make_the_model_change_its_hash(
     repo_root: Path, path: tuple[str, str], value: object

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -292,3 +294,50 @@ def test_a_model_restored_from_the_run_cache_names_the_run_that_trained_it(
             cwd=clone,
             check=True,
         )
+
+
+def test_ct_scores_champion_and_challenger_on_the_same_newest_snapshot(
+    clone: Path, tmp_path: Path, tracking_uri: str
+) -> None:
+    """CT's path in a copy of the clone: a drifted snapshot arrives, the champion is scored
+    on it (evaluate-champion), then `make ct-pipeline` holds it out of training and the gate
+    scores champion and challenger on exactly its rows; the verdict is byte-reproducible."""
+    ct = tmp_path / "ct"
+    shutil.copytree(clone, ct, symlinks=True)
+    (ct / ".venv").symlink_to(Path(VENV_BIN).parent)
+    tracked = {"MLFLOW_TRACKING_URI": tracking_uri}
+    churnops = str(Path(VENV_BIN) / "churnops")
+    ingest = ("ingest", "--scenario", "price_rise", "--date", "2026-12-03")
+    assert run(ct, churnops, *ingest).returncode == 0
+    scored = run(ct, churnops, "evaluate-champion", **tracked)
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    champion_models = {p.name: p.read_bytes() for p in (ct / "models").iterdir() if p.is_file()}
+    make = ["make", "--no-print-directory", "-o", ".venv/.installed"]
+    env = {**os.environ, "PYTHONPATH": str(ct / "src"), **tracked}
+    done = subprocess.run([*make, "ct-pipeline"], cwd=ct, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    assert "holdout: newest_snapshot" in (ct / "params.yaml").read_text()
+    metrics = json.loads((ct / "reports" / "metrics.json").read_text())
+    champion = json.loads((ct / "reports" / "champion.json").read_text())
+    gate_file = ct / "reports" / "gate.json"
+    gate = json.loads(gate_file.read_text())
+    compared = gate["comparison"]
+    assert metrics["rows"] == {"train": 7043, "test": 500}  # the new snapshot, held out
+    assert compared["on"] == "newest_snapshot" and compared["rows"] == champion["rows"] == 500
+    assert gate["baseline"] == champion["model_sha256"]
+    seen = champion["quality"] | champion["fairness"]
+    trained = metrics["test"] | metrics["fairness"]  # by sklearn; the gate scores the ONNX
+    for name, entry in compared["metrics"].items():
+        assert entry["champion"] == pytest.approx(seen[name], abs=1e-6), name
+        assert entry["challenger"] == pytest.approx(trained[name], abs=1e-4), name
+        low, high = entry["interval"]
+        assert low <= entry["difference"] <= high, name
+
+    # The same champion, candidate and holdout give the same verdict, byte for byte.
+    verdict = gate_file.read_bytes()
+    for name, content in champion_models.items():
+        (ct / "models" / name).write_bytes(content)
+    again = pipeline(ct, tracking_uri, "--force", "--single-item", "gate")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert gate_file.read_bytes() == verdict

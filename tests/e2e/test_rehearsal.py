@@ -295,6 +295,7 @@ def test_the_report_is_one_bot_comment_naming_the_champion_with_plots(world: Wor
     body = ours[0]["body"]
     card = json.loads(world.platform.git("show", "main:models/model_card.json"))
     assert f"compared against the champion `{card['model_sha256'][:12]}`" in body
+    assert "The candidate on the test split (1409 customers)" in body  # as before CT's holdout
     assert "```mermaid\nxychart-beta" in body and "| Actual churn \\ Predicted churn |" in body
     assert "| `train.hyperparams.logistic_regression.C` | 1.0000 | 0.7000 | -0.3000 |" in body
 
@@ -496,14 +497,23 @@ def test_nightly_ct_opens_a_bot_pull_request_that_ci_gates(world: World) -> None
     ok(world.make(job, "ingest", SCENARIO="price_rise"))
     ok(world.dvc(job, "pull", "--quiet", "gate"))
     ok(world.make(job, "evaluate-champion"))
-    ok(world.make(job, "pipeline"))
+    ok(world.make(job, "ct-pipeline"))
+    # The verdict: champion and challenger on the same newest snapshot, which neither
+    # trained on; the champion's numbers there are evaluate-champion's.
+    compared = json.loads((job / "reports" / "gate.json").read_text())["comparison"]
+    champion = json.loads((job / "reports" / "champion.json").read_text())
+    assert compared["on"] == "newest_snapshot" and compared["rows"] == champion["rows"] == 500
+    seen = champion["quality"] | champion["fairness"]
+    for name, entry in compared["metrics"].items():
+        assert entry["champion"] == pytest.approx(seen[name], abs=1e-6), name
     ok(world.dvc(job, "push", "--quiet"))
     ok(world.make(job, "register"))
     ok(world.make(job, "pr-report", BASE="origin/main"))
     body = (job / "build" / "report" / "report.md").read_text()
     assert body.startswith(MARKER) and "compared against the champion" in body
+    assert "Both models scored on the same 500 customers of the newest snapshot" in body
     git(job, "checkout", "-q", "-b", "bot/retrain")
-    git(job, "add", "data.dvc", "dvc.lock", "models/model_card.json", "reports")
+    git(job, "add", "data.dvc", "params.yaml", "dvc.lock", "models/model_card.json", "reports")
     commit(job, "ct: retrain on the newest data (schedule)", "churnops-bot")
     ok(push(job, "-q", "--force", "origin", "HEAD:refs/heads/bot/retrain"))
     sha = git(job, "rev-parse", "HEAD")

@@ -2,11 +2,12 @@
 
 In Markdown: what changed in params.yaml and in the metrics against a base ref (from
 `dvc params diff` and `dvc metrics diff`), the gate's verdict rule by rule
-(reports/gate.json) naming the champion it compared against, and the plots drawn in the
-comment (release/report_plots.py). `--plots-dir` renders `dvc plots diff` as HTML for
-upload as a workflow artifact. `--post PR` creates or updates the pull request's comment
-that the bot (`--bot`) wrote and that starts with MARKER, through GitHub's REST API; a
-comment by anyone else is never edited, whatever it starts with.
+(reports/gate.json) naming the champion it compared against, with both models' numbers
+on the same rows, and the plots drawn in the comment (release/report_plots.py).
+`--plots-dir` renders `dvc plots diff` as HTML for upload as a workflow artifact.
+`--post PR` creates or updates the pull request's comment that the bot (`--bot`) wrote
+and that starts with MARKER, through GitHub's REST API; a comment by anyone else is
+never edited, whatever it starts with.
 """
 
 from __future__ import annotations
@@ -113,8 +114,37 @@ def diff_table(diff: dict[str, Any], what: str) -> str:
     return "\n".join([header, *rows])
 
 
+def comparison_section(compared: dict[str, Any] | None) -> str:
+    """Champion and candidate side by side, the difference and (on the holdout) its interval."""
+    if compared is None:
+        return "No champion yet: nothing to compare against."
+    columns = ["Metric", "Champion", "Candidate", "Difference"]
+    if compared["on"] == "newest_snapshot":
+        share = f"{compared['confidence']:.0%}"
+        columns.append(f"{share} interval")
+        where = (
+            f"Both models scored on the same {compared['rows']} customers of the newest "
+            f"snapshot, which neither trained on; {share} paired bootstrap interval of the "
+            f"difference ({compared['resamples']} resamples)."
+        )
+    else:
+        where = (
+            f"The candidate on the test split ({compared['rows']} customers) against the "
+            "champion's numbers from its model card (its own test split: the same rows while "
+            "data and split params are unchanged)."
+        )
+    lines = [where, "", f"| {' | '.join(columns)} |", "|---" * len(columns) + "|"]
+    for name, entry in compared["metrics"].items():
+        cells = [f"`{name}`", _number(entry["champion"]), _number(entry["challenger"])]
+        cells.append(f"{entry['difference']:+.4f}")
+        if "interval" in entry:
+            cells.append("[{:+.4f}, {:+.4f}]".format(*entry["interval"]))
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def gate_section(gate: dict[str, Any] | None) -> str:
-    """The verdict and every rule, failed rules first."""
+    """The verdict, both models' numbers, and every rule, failed rules first."""
     if gate is None:
         return "No gate report (reports/gate.json): the pipeline did not reach the gate."
     verdict = "passed" if gate["passed"] else "FAILED"
@@ -122,6 +152,8 @@ def gate_section(gate: dict[str, Any] | None) -> str:
     lines = [
         f"**Gate: {verdict}** (candidate `{gate['candidate'][:12]}`, "
         f"compared against the champion `{(gate.get('baseline') or 'none')[:12]}`)",
+        "",
+        comparison_section(gate["comparison"]),
         "",
         "| Rule | Value | Verdict |",
         "|---|---|---|",

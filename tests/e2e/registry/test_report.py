@@ -166,6 +166,8 @@ def test_report_shows_params_metrics_gate_and_plots(pull_request: Path, tmp_path
     assert rows(report, "fit.diagnosis")[0][2:] == ["`good fit`", "`underfitting`", "changed"]
     assert rows(report, "test.f1") == []  # unchanged metrics stay out of the table
     assert "**Gate: FAILED**" in report
+    assert "The candidate on the test split (1409 customers)" in report  # params only: as before
+    assert rows(report, "roc_auc")[0] == ["`roc_auc`", "0.8418", "0.8418", "+0.0000"]
     gate_rows = [line for line in report.splitlines() if "FAILED**" in line and "|" in line]
     assert report.index(gate_rows[0]) < report.index("| `pr_auc >= 0.6`")  # failures first
     assert "(https://github.invalid/run/1#artifacts)" in report
