@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from churnops import schema
 from tests.support.mlflow_server import mlflow_server
+from tests.support.postgres import create_database, postgres_server
+from tests.support.warehouse import Warehouse, at, drifted_customers
 
 VENV_BIN = str(Path(sys.executable).parent)
 WATCHED = (
@@ -341,3 +345,55 @@ def test_ct_scores_champion_and_challenger_on_the_same_newest_snapshot(
     again = pipeline(ct, tracking_uri, "--force", "--single-item", "gate")
     assert again.returncode == 0, again.stdout + again.stderr
     assert gate_file.read_bytes() == verdict
+
+
+def test_ct_from_the_warehouse_estimates_then_decides_on_the_same_rows(
+    clone: Path, tmp_path: Path, tracking_uri: str
+) -> None:
+    """The CT drill against a real database: customers served after a price rise get their
+    churn labels in PostgreSQL weeks later (some not yet); CT ingests those that arrived,
+    records the champion's estimate without labels beside the realised quality on them, and
+    the gate's verdict on exactly those rows, champion against challenger, decides."""
+    ct = tmp_path / "ct"
+    shutil.copytree(clone, ct, symlinks=True)
+    (ct / ".venv").symlink_to(Path(VENV_BIN).parent)
+    tracked = {"MLFLOW_TRACKING_URI": tracking_uri}
+    churnops = str(Path(VENV_BIN) / "churnops")
+    customers = drifted_customers(600, date(2026, 11, 20))
+    ids = customers[schema.ID_COLUMN]
+    with postgres_server() as server:
+        warehouse = Warehouse(create_database(server, "ct_drill"), customers)
+        warehouse.label(ids[:450], at("2026-11-25"))  # 150 outcomes not known yet
+        ingested = run(
+            ct, churnops, "ingest", "--source", "sql", "--date", "2026-12-03",
+            CHURNOPS_INGEST_URL=warehouse.url,
+        )  # fmt: skip
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    assert "450 customers, source sql" in ingested.stdout
+
+    scored = run(ct, churnops, "evaluate-champion", **tracked)
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    champion = json.loads((ct / "reports" / "champion.json").read_text())
+    assert champion["rows"] == 450
+    estimate = champion["estimate"]
+    assert set(estimate["estimated"]) >= {"roc_auc", "precision", "recall"}
+    for name, value in estimate["estimated"].items():
+        assert estimate["realised"][name] == pytest.approx(champion["quality"][name])
+        assert estimate["error"][name] == pytest.approx(
+            estimate["realised"][name] - value, abs=1e-6
+        )
+
+    champion_model = (ct / "models" / "model.onnx").read_bytes()
+    make = ["make", "--no-print-directory", "-o", ".venv/.installed"]
+    env = {**os.environ, "PYTHONPATH": str(ct / "src"), **tracked}
+    done = subprocess.run([*make, "ct-pipeline"], cwd=ct, env=env, capture_output=True, text=True)
+    said = done.stdout + done.stderr
+    compared = [line for line in said.splitlines() if "minus champion" in line]
+    assert len(compared) == 5 and all("the same 450 holdout rows" in c for c in compared), said
+    # The verdict decides: here the challenger keeps up with the champion on those rows, but
+    # on the drifted customers it misses the equal-opportunity floor, so the gate refuses,
+    # the bot pull request's required check is red and models/ keeps the champion.
+    assert done.returncode != 0, said
+    assert "gate: FAILED: equal_opportunity_difference" in said
+    assert "models/ keeps the champion" in said
+    assert (ct / "models" / "model.onnx").read_bytes() == champion_model
