@@ -161,11 +161,8 @@ class DriftWindow:
 
     def psi(self, counts: np.ndarray) -> dict[str, float]:
         """PSI per feature of a window's bucket counts against the reference profile."""
-        by_feature: dict[str, list[float]] = {}
-        for (feature, _), count in zip(self.labels, counts.tolist(), strict=True):
-            by_feature.setdefault(feature, []).append(count)
         return {
-            name: drift.psi(spec["expected"], np.asarray(by_feature[name]))
+            name: drift.psi(spec["expected"], self.of(counts, name))
             for name, spec in self.profile["features"].items()
         }
 
