@@ -103,7 +103,7 @@ format: install ## Apply ruff's formatting and safe fixes
 
 bench: $(BENCH) ## Every benchmark; results land in bench/RESULTS-*.md
 
-bench-pipeline: data ## Pipeline wall time and peak memory per stage at 7k, 100k and 1M rows
+bench-pipeline: data ## Pipeline wall time and peak memory per stage at 7k, 1M and 10M rows
 	$(PY) bench/pipeline.py
 
 clean: ## Remove build outputs and the local MLflow store (keeps .venv and data/)

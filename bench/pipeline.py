@@ -4,7 +4,7 @@ Runs every stage module (as DVC would) in a scratch copy of the project on the d
 data and on enlargements resampled from it, then the real `dvc repro` (forced, and with
 nothing changed) on the default data. Writes bench/RESULTS-pipeline.md.
 
-    .venv/bin/python bench/pipeline.py [--sizes 7043,100000,1000000]
+    .venv/bin/python bench/pipeline.py [--sizes 7043,1000000,10000000]
 """
 
 from __future__ import annotations
@@ -87,26 +87,28 @@ def dvc_rows(root: Path, env: dict[str, str]) -> dict[str, float]:
     return {"forced": forced, "forced_mib": forced_mib, "noop": noop}
 
 
+def measure(rows: list[tuple[str, float, float]], i: int) -> tuple[float, float]:
+    """Seconds and peak MiB of stage `i`, or of all stages (their sum and the largest peak)."""
+    if i < len(rows):
+        return rows[i][1], rows[i][2]
+    return sum(s for _, s, _ in rows), max(m for *_, m in rows)
+
+
 def report(results: dict[int, list[tuple[str, float, float]]], dvc: dict[str, float]) -> str:
     sizes = sorted(results)
-    base = {stage: seconds for stage, seconds, _ in results[sizes[0]]}
-    head = "| stage | " + " | ".join(f"{n:,} rows: s (x default), peak MiB" for n in sizes) + " |"
+    head = "| stage | " + " | ".join(f"{n:,} rows" for n in sizes) + " |"
     lines = [head, "|---" * (len(sizes) + 1) + "|"]
-    for i, stage in enumerate(STAGES):
+    for i, stage in enumerate([*STAGES, "all stages"]):
         cells = []
-        for n in sizes:
-            _, seconds, mib = results[n][i]
-            cells.append(f"{seconds:.1f} ({seconds / base[stage]:.1f}x), {mib:.0f}")
+        for k, n in enumerate(sizes):
+            seconds, mib = measure(results[n], i)
+            cell = f"{seconds:.1f} s, {mib:,.0f} MiB"
+            if k:
+                before_s, before_mib = measure(results[sizes[k - 1]], i)
+                cell += f" (time {seconds / before_s:.1f}x, memory {mib / before_mib:.1f}x)"
+            cells.append(f"**{cell}**" if stage == "all stages" else cell)
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    totals = [sum(s for _, s, _ in results[n]) for n in sizes]
-    lines.append(
-        "| **all stages** | "
-        + " | ".join(
-            f"**{t:.1f} ({t / totals[0]:.1f}x)**, {max(m for *_, m in results[n]):.0f}"
-            for t, n in zip(totals, sizes, strict=True)
-        )
-        + " |"
-    )
+
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     return "\n".join(
         [
@@ -117,7 +119,7 @@ def report(results: dict[int, list[tuple[str, float, float]]], dvc: dict[str, fl
             " its own process (`python -m churnops.<stage>`, as DVC runs it) on the default data"
             " and on"
             " seeded resamplings of it; peak MiB is the stage process's maximum resident memory."
-            " Ratios are against the default data in the same run.",
+            " In brackets, each stage's growth from the previous size, measured in the same run.",
             "",
             *lines,
             "",
@@ -134,7 +136,7 @@ def report(results: dict[int, list[tuple[str, float, float]]], dvc: dict[str, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="7043,100000,1000000")
+    parser.add_argument("--sizes", default="7043,1000000,10000000")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS-pipeline.md")
     args = parser.parse_args()
     base = pd.read_csv(REPO / "data" / "2026-11-01.csv")

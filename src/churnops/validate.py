@@ -19,10 +19,14 @@ from churnops.snapshots import DataError, read_snapshots
 
 
 def typed(df: pd.DataFrame) -> pd.DataFrame:
-    """A validated frame in the schema's column order and dtypes."""
-    out = schema.features_frame(df)
-    out.insert(0, schema.ID_COLUMN, df[schema.ID_COLUMN].astype("int64"))
-    out[schema.TARGET] = df[schema.TARGET].astype(object)
+    """A validated frame in the schema's column order: numbers as float64, text as str.
+
+    (pandas' str columns are Arrow buffers, not one Python object per cell.)
+    """
+    out = pd.DataFrame({schema.ID_COLUMN: df[schema.ID_COLUMN].astype("int64")})
+    for feature in schema.FEATURES:
+        out[feature.name] = df[feature.name].astype("str" if feature.is_categorical else "float64")
+    out[schema.TARGET] = df[schema.TARGET].astype("str")
     return out
 
 

@@ -35,3 +35,12 @@ def test_plot_rows_have_dvc_plot_fields() -> None:
     assert {"fpr", "tpr"} <= plots["roc"][0].keys()
     assert len(plots["confusion"]) == len(y)
     assert {r["actual"] for r in plots["confusion"]} == {"No", "Yes"}
+
+
+def test_diagnostics_sample_is_seeded_bounded_and_in_row_order() -> None:
+    assert evaluate.at_most(5, limit=10, seed=1).tolist() == [0, 1, 2, 3, 4]
+    sample = evaluate.at_most(1_000, limit=100, seed=1)
+    assert len(sample) == len(set(sample)) == 100
+    assert np.all(np.diff(sample) > 0) and sample.max() < 1_000
+    assert np.array_equal(sample, evaluate.at_most(1_000, limit=100, seed=1))
+    assert not np.array_equal(sample, evaluate.at_most(1_000, limit=100, seed=2))
