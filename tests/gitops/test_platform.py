@@ -322,3 +322,17 @@ def test_alertmanager_config_is_the_drills_routing(apps, repo_root, overlays):
     keys = ("receiver", "group_by", "group_wait", "group_interval", "repeat_interval")
     assert {k: root[k] for k in keys} == {k: plain["route"][k] for k in keys}
     assert root["routes"][-1] == plain["route"]["routes"][-1] == {"receiver": "operators"}
+
+
+def test_ct_runners_hold_the_largest_benchmarked_pipeline(apps, repo_root):
+    """The scale set's pods fit the peak of bench/RESULTS-pipeline.md's largest size, +20%."""
+    results = (repo_root / "bench" / "RESULTS-pipeline.md").read_text()
+    (all_stages,) = [line for line in results.splitlines() if line.startswith("| all stages |")]
+    peaks = re.findall(r"s, ([\d,]+) MiB", all_stages)
+    largest_mib = int(peaks[-1].replace(",", ""))
+    (runner,) = values(repo_root, apps, "gha-runner-scale-set")["template"]["spec"]["containers"]
+    resources = runner["resources"]
+    assert resources["requests"] == resources["limits"]  # never evicted for its memory
+    memory = resources["limits"]["memory"]
+    assert memory.endswith("Gi"), memory
+    assert int(memory.removesuffix("Gi")) * 1024 >= 1.2 * largest_mib, (memory, largest_mib)
