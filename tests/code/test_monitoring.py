@@ -73,6 +73,36 @@ def test_window_holds_the_last_size_customers_to_the_refresh() -> None:
     assert len(window.history) == 3
 
 
+def test_flushed_customers_count_at_the_next_refresh_not_twice() -> None:
+    window = _window(size=100)
+    first, second = _customers(4, seed=5), _customers(3, seed=6)
+    window.add(first)
+    window.flush()  # counted into the totals between refreshes ...
+    window.add(second)
+    counts = window.refresh()  # ... and in the window once, with what came after
+    both = {n: first[n] + second[n] for n in first}
+    assert counts.tolist() == _counts(window, both).tolist()
+    window.flush()  # nothing pending: nothing added
+    assert window.refresh().tolist() == counts.tolist()
+
+
+def test_totals_in_multiprocess_mode_are_every_workers_counters(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    from prometheus_client import values
+
+    totals = {}
+    for pid in (101, 102):  # two workers' files, as BentoML's workers write them
+        monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda p=pid: p))
+        registry = CollectorRegistry()
+        buckets = Counter(
+            "churnops_drift_bucket_customers", "", ["feature", "bucket"], registry=registry
+        )
+        buckets.labels("tenure", "0").inc(pid - 100)
+        Histogram("other_seconds", "", registry=registry).observe(0.1)  # not read
+        totals = read_bucket_totals(registry)
+    assert totals == {("tenure", "0"): 3.0}
+
+
 def test_window_psi_is_drift_modules_psi_of_the_same_customers() -> None:
     window = _window(size=200)
     customers = _customers(250, seed=1)

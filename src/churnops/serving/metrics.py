@@ -14,6 +14,7 @@ request), and the fairness group counts count the same sample.
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import time
@@ -31,6 +32,7 @@ from churnops import cbpe, drift, schema
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BULK_OBSERVE_FROM = 8
+FLUSH_SECONDS = 0.05
 MODEL_INFO_LABELS = ("model_sha256", "estimator", "data_hash", "git_commit", "mlflow_run_id")
 
 
@@ -77,12 +79,16 @@ def bucket_labels(specs: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def read_bucket_totals(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
     """Every worker's drift bucket counts: the multiprocess files under BentoML, else ours."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    # Counters only: the histogram files (BentoML's among them) are most of the bytes.
+    families = (
+        MultiProcessCollector.merge(glob.glob(os.path.join(directory, "counter_*.db")))
+        if directory
+        else registry.collect()
+    )
     return {
         (sample.labels["feature"], sample.labels["bucket"]): sample.value
-        for family in registry.collect()
+        for family in families
         if family.name == BUCKETS_METRIC
         for sample in family.samples
         if sample.name.endswith("_total")
@@ -124,7 +130,8 @@ class DriftWindow:
         counted at the next refresh."""
         self._pending.append(columns)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Count the pending customers into this worker's share of the totals."""
         pending = [self._pending.popleft() for _ in range(len(self._pending))]
         if not pending:
             return
@@ -144,7 +151,7 @@ class DriftWindow:
 
     def refresh(self) -> np.ndarray:
         """Count what is pending, read every worker's totals; the window's bucket counts."""
-        self._flush()
+        self.flush()
         latest = self._totals()
         self.history.append(latest)
         customers = latest @ self._customers
@@ -317,13 +324,21 @@ class ServingMetrics:
         duration.observe(seconds)
 
     def start(self) -> threading.Thread:
-        """Refresh drift every `refresh_seconds` in a daemon thread, off the request path:
-        every worker counts its customers even when it gets no more requests."""
+        """Count pending customers every FLUSH_SECONDS and refresh drift every
+        `refresh_seconds`, in a daemon thread off the request path: every worker counts its
+        customers even when it gets no more requests, and holds the GIL only briefly (a
+        second's customers counted at once stalled requests for 10 ms: p99 4x the bare
+        app's)."""
 
         def refresh_forever() -> None:
+            due = time.monotonic() + self.refresh_seconds
             while True:
-                time.sleep(self.refresh_seconds)
-                self.refresh_drift()
+                time.sleep(FLUSH_SECONDS)
+                if time.monotonic() < due:
+                    self.window.flush()
+                else:
+                    self.refresh_drift()
+                    due = time.monotonic() + self.refresh_seconds
 
         thread = threading.Thread(target=refresh_forever, name="churnops-drift", daemon=True)
         thread.start()
