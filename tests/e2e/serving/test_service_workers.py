@@ -1,7 +1,8 @@
 """Two workers: the drift window, the fairness counts, the totals, the prediction drift and
 the estimated performance describe all traffic.
 
-Requests over several connections reach both workers (the kernel spreads connections);
+Requests over several connections reach both workers (the kernel hands each connection to
+one of them; the test opens connections until both have answered);
 the churnops_* metrics on /metrics must then equal what one process would have seen.
 """
 
@@ -20,6 +21,7 @@ from tests.support.bento_server import Server, start_server, stop_server
 from tests.support.net import wait_until
 
 CONNECTIONS = 8
+MAX_CONNECTIONS = 100
 CUSTOMERS = 300  # fewer than serve.drift_window: the window is all of them
 
 
@@ -54,12 +56,21 @@ def predictions_by_process(home: Path) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def sent(two_workers: Server, test_customers: list[dict]) -> list[tuple[dict, float]]:
-    """CUSTOMERS customers, one a request over CONNECTIONS connections, with their answers."""
+    """CUSTOMERS customers, one a request over CONNECTIONS connections or more, with their
+    answers. Which worker accepts a connection is the kernel's choice: until both have
+    answered, each request opens another connection (at most MAX_CONNECTIONS)."""
     answered = []
-    clients = [httpx.Client(base_url=two_workers.url, timeout=30) for _ in range(CONNECTIONS)]
+    clients: list[httpx.Client] = []
     try:
         for i, customer in enumerate(test_customers[:CUSTOMERS]):
-            response = clients[i % CONNECTIONS].post("/predict", json={"customers": [customer]})
+            if len(clients) < CONNECTIONS or (
+                len(clients) < MAX_CONNECTIONS and len(predictions_by_process(two_workers.home)) < 2
+            ):
+                clients.append(httpx.Client(base_url=two_workers.url, timeout=30))
+                client = clients[-1]
+            else:
+                client = clients[i % len(clients)]
+            response = client.post("/predict", json={"customers": [customer]})
             assert response.status_code == 200, response.text
             answered.append((customer, response.json()["predictions"][0]["churn_probability"]))
     finally:
