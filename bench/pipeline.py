@@ -27,21 +27,34 @@ STAGES = ("validate", "split", "train", "evaluate", "export", "gate")
 VENV_BIN = str(Path(sys.executable).parent)
 
 
+# A child's ru_maxrss starts at the resident memory of the process that spawned it (Linux
+# keeps the high-water mark of the address space exec replaces), which here holds the data:
+# a small launcher spawns the command and reports the command's own peak.
+LAUNCHER = (
+    "import os, subprocess, sys; process = subprocess.Popen(sys.argv[2:]); "
+    "_, status, usage = os.wait4(process.pid, 0); "
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); "
+    "sys.exit(os.waitstatus_to_exitcode(status))"
+)
+
+
 def timed(
     cmd: list[str], cwd: Path, env: dict[str, str], ok_codes: tuple[int, ...] = (0,)
 ) -> tuple[float, float]:
     """Wall seconds and peak resident MiB of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) not in ok_codes:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed in {cwd}: {process.stderr.read().decode()[-2000:]}"
+    with tempfile.NamedTemporaryFile(mode="r", suffix=".maxrss") as peak:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, peak.name, *cmd],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-    return elapsed, usage.ru_maxrss / 1024
+        elapsed = time.perf_counter() - start
+        if done.returncode not in ok_codes:
+            raise RuntimeError(f"{' '.join(cmd)} failed in {cwd}: {done.stderr.decode()[-2000:]}")
+        return elapsed, int(peak.read()) / 1024
 
 
 def enlarged(base: pd.DataFrame, rows: int) -> pd.DataFrame:
