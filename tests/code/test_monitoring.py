@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 
 from churnops import cbpe, drift, schema
 from churnops.serving.metrics import (
@@ -88,8 +88,6 @@ def test_flushed_customers_count_at_the_next_refresh_not_twice() -> None:
 
 def test_totals_in_multiprocess_mode_are_every_workers_counters(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    from prometheus_client import values
-
     totals = {}
     for pid in (101, 102):  # two workers' files, as BentoML's workers write them
         monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda p=pid: p))
