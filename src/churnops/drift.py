@@ -6,6 +6,7 @@ of recent customers and compares it with the profile feature by feature.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,8 +33,10 @@ def bucket_counts(feature: Mapping[str, Any], values: Sequence[Any]) -> np.ndarr
         return np.append(counts, missing.sum())
     position = {value: i for i, value in enumerate(feature["values"])}
     other = len(position)
-    index = [position.get(v, other) for v in values]
-    return np.bincount(np.asarray(index, dtype="int64"), minlength=other + 1)
+    counts = np.zeros(other + 1, dtype="int64")
+    for value, n in Counter(values).items():  # counted in C, then placed per distinct value
+        counts[position.get(value, other)] += n
+    return counts
 
 
 def build_profile(columns: Mapping[str, Sequence[Any]], bins: int) -> dict[str, Any]:

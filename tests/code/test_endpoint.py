@@ -10,6 +10,7 @@ import asyncio
 
 import httpx
 import numpy as np
+import orjson
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -69,7 +70,7 @@ def _receive(*parts: bytes):
 
 
 def _answer(served: ServedModel, body: bytes) -> tuple[int, bytes]:
-    return asyncio.run(answer(served, "application/json", str(len(body)), _receive(body)))
+    return asyncio.run(answer(served, "application/json", str(len(body)), _receive(body), 5))
 
 
 def test_internal_fault_is_a_generic_500_and_counted() -> None:
@@ -92,12 +93,34 @@ def test_body_chunks_are_joined_and_a_declared_oversize_is_refused_unread() -> N
     served = _served(HalfPredictor())
     body = httpx.Request("POST", "/", json={"customers": [example_customer()] * 2}).content
     status, payload = asyncio.run(
-        answer(served, "application/json", None, _receive(body[:10], body[10:]))
+        answer(served, "application/json", None, _receive(body[:10], body[10:]), 5)
     )
     assert status == 200 and len(httpx.Response(200, content=payload).json()["predictions"]) == 2
     huge = str(served.parser.max_body_bytes + 1)
-    status, _ = asyncio.run(answer(served, "application/json", huge, _receive(b"{")))
+    status, _ = asyncio.run(answer(served, "application/json", huge, _receive(b"{"), 5))
     assert status == 413
+
+
+def test_a_body_that_does_not_arrive_in_time_is_a_408_and_counted() -> None:
+    served = _served(HalfPredictor())
+    parts = [{"type": "http.request", "body": b'{"customers": [', "more_body": True}]
+
+    async def receive() -> dict:  # the first part, then nothing more
+        if parts:
+            return parts.pop()
+        await asyncio.Event().wait()
+        raise AssertionError("an event nobody sets was set")
+
+    status, payload = asyncio.run(answer(served, "application/json", None, receive, 0.05))
+    assert status == 408
+    assert orjson.loads(payload) == {
+        "error": "timeout",
+        "message": "the request body did not arrive within 0.05 s",
+    }
+    rejected = served.metrics.registry.get_sample_value(
+        "churnops_rejected_requests_total", {"reason": "timeout"}
+    )
+    assert rejected == 1
 
 
 def test_predict_endpoint_answers_post_predict_and_passes_everything_else_on() -> None:
@@ -106,7 +129,7 @@ def test_predict_endpoint_answers_post_predict_and_passes_everything_else_on() -
 
     app = Starlette(routes=[Route("/{path:path}", fallback, methods=["GET", "POST"])])
     state = new_app().state
-    wrapped = PredictEndpoint(app, state=state)
+    wrapped = PredictEndpoint(app, state=state, timeout=5)
 
     async def call(method: str, path: str, **kwargs) -> httpx.Response:
         transport = httpx.ASGITransport(app=wrapped)

@@ -96,7 +96,8 @@ def build(model_dir: Path, git_commit: str) -> str:
         arguments.write_text(yaml.safe_dump(load_params()["serve"]))
         # From the copy's root: BentoML also refuses a template outside the working folder.
         command = [
-            *("bentoml", "build", str(BUILD_CONTEXT), "--bentofile", str(BENTOFILE)),
+            *(sys.executable, "-m", "bentoml", "build", str(BUILD_CONTEXT)),
+            *("--bentofile", str(BENTOFILE)),
             *("--arg-file", str(arguments), "--label", f"git_commit={git_commit}"),
             *("--label", f"model={model_tag}", "--output", "tag"),
         ]

@@ -1,15 +1,18 @@
 """POST /predict as ASGI middleware: body in, JSON out, every outcome counted and timed.
 
-Installed with BentoML's `add_asgi_middleware`, it runs inside BentoML's metrics,
-timeout and concurrency middlewares but before routing, Starlette's request objects
-and FastAPI's per-request machinery, which the profile showed costing more than the
-prediction (docs/serving.md). The body is validated by request_model straight from its
-bytes and the answer is serialised with orjson: no per-request schema work. Every
-other request, and /predict before a model is loaded, goes on to the app.
+Installed with BentoML's `add_asgi_middleware` and moved ahead of BentoML's own
+middlewares (bentoml_predict_first.py), it answers before BentoML's request metrics,
+tracing and timeout, routing, Starlette's request objects and FastAPI's per-request
+machinery, which the profile showed costing more than the prediction (docs/serving.md).
+The body must arrive within the traffic timeout (408 otherwise), is validated by
+request_model straight from its bytes and the answer is serialised with orjson: no
+per-request schema work. Every other request, and /predict before a model is loaded,
+goes on to the app.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -45,15 +48,31 @@ async def read_body(parser: RequestParser, declared: str | None, receive: Receiv
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+async def read_body_within(
+    parser: RequestParser, declared: str | None, receive: Receive, timeout: float
+) -> bytes:
+    """The body, if it has all arrived within `timeout` seconds (408 otherwise)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await read_body(parser, declared, receive)
+    except TimeoutError:
+        message = f"the request body did not arrive within {timeout:g} s"
+        raise RequestRejected(408, "timeout", message) from None
+
+
 async def answer(
-    served: ServedModel, content_type: str | None, content_length: str | None, receive: Receive
+    served: ServedModel,
+    content_type: str | None,
+    content_length: str | None,
+    receive: Receive,
+    timeout: float,
 ) -> tuple[int, bytes]:
     """(status, JSON body) of POST /predict; every outcome is counted and timed."""
     metrics = served.metrics
     started = time.perf_counter()
     try:
         served.parser.check_content_type(content_type)
-        body = await read_body(served.parser, content_length, receive)
+        body = await read_body_within(served.parser, content_length, receive, timeout)
         status, payload = 200, served.predict(served.parser.columns(body))
     except RequestRejected as problem:
         metrics.rejected.labels(problem.reason).inc()
@@ -69,11 +88,15 @@ async def answer(
 
 
 class PredictEndpoint:
-    """ASGI middleware that answers POST /predict itself once `state.served` holds a model."""
+    """ASGI middleware that answers POST /predict itself once `state.served` holds a model.
 
-    def __init__(self, app: ASGIApp, state: State) -> None:
+    `timeout`: seconds the whole body may take to arrive (the service's traffic timeout).
+    """
+
+    def __init__(self, app: ASGIApp, state: State, timeout: float) -> None:
         self.app = app
         self.state = state
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         served: ServedModel | None = getattr(self.state, "served", None)
@@ -93,6 +116,7 @@ class PredictEndpoint:
                 content_type.decode("latin-1") if content_type is not None else None,
                 content_length.decode("latin-1") if content_length is not None else None,
                 receive,
+                self.timeout,
             )
         except ClientDisconnect:
             return

@@ -82,6 +82,7 @@ def predict_operation(parser: RequestParser) -> dict[str, Any]:
                 code: {"description": text, **error}
                 for code, text in (
                     ("400", "invalid JSON or empty body"),
+                    ("408", "the body did not arrive within the traffic timeout"),
                     ("413", "too many customers or too large a body"),
                     ("415", "content-type is not application/json"),
                     ("422", "a field is missing, extra, of the wrong type or out of range"),

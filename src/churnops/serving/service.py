@@ -3,7 +3,8 @@
 BentoML runs the workers and gives /livez, /readyz, /metrics, tracing and its own
 request metrics. POST /predict is declared as a BentoML API (`predict`, typed with the
 schema's customer), so /schema.json and BentoML's Sync/AsyncHTTPClient know it; over HTTP
-the PredictEndpoint middleware answers it first, with the same parser and answer, GET
+the PredictEndpoint middleware answers it first, ahead of BentoML's own middlewares
+(bentoml_predict_first.py), with the same parser and answer, GET
 /metadata by the mounted app and /docs.json by the OpenApiDocument middleware; none of
 them imports BentoML (DESIGN.md: BentoML's per-request IO layer cost more than the
 model). /readyz answers 200 once the model is loaded and a warm-up prediction succeeded.
@@ -19,13 +20,21 @@ from typing import Any
 import bentoml
 import orjson
 
-from churnops.serving import bentoml_paths, bentoml_timeout, openapi, request_model, settings
+from churnops.serving import (
+    bentoml_paths,
+    bentoml_predict_first,
+    bentoml_timeout,
+    openapi,
+    request_model,
+    settings,
+)
 from churnops.serving.app import new_app
 from churnops.serving.endpoint import PredictEndpoint
 from churnops.serving.served_model import ServedModel
 
 bentoml_timeout.apply()
 bentoml_paths.apply()
+bentoml_predict_first.apply()
 
 app = new_app()
 Customer = request_model.customer_model()
@@ -43,7 +52,7 @@ def _model_dir(service: bentoml.Service) -> Path:
 @bentoml.service(
     name="churnops",
     workers="cpu_count",  # the cgroup's CPU limit in a pod, the cores elsewhere
-    traffic={"timeout": 30},
+    traffic={"timeout": 30},  # also the time a /predict body may take to arrive
     metrics={"enabled": True},
     # At thousands of requests per second a log line per request costs more than the
     # prediction; churnops_* metrics count every request instead (docs/serving.md).
@@ -85,5 +94,7 @@ class Churnops:
         return orjson.loads(served.predict(served.parser.columns(body)))
 
 
-Churnops.add_asgi_middleware(PredictEndpoint, state=app.state)
+Churnops.add_asgi_middleware(
+    PredictEndpoint, state=app.state, timeout=Churnops.config["traffic"]["timeout"]
+)
 Churnops.add_asgi_middleware(openapi.OpenApiDocument, state=app.state)

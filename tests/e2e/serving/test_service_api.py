@@ -274,13 +274,34 @@ def test_service_is_healthy_after_bad_input(server: Server, customer: dict) -> N
     assert server.metric("churnops_internal_errors_total") == 0
 
 
-def _predict_requests(server: Server) -> float:
+def _bentoml_requests(server: Server, endpoint: str) -> float:
     text = server.client.get("/metrics").text
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("bentoml_service_request_total{") and 'endpoint="/predict"' in line
+        if line.startswith("bentoml_service_request_total{") and f'endpoint="{endpoint}"' in line
     )
+
+
+def _predict_requests(server: Server) -> float:
+    """POST /predict answered, every status: churnops' count (BentoML's skips /predict)."""
+    text = server.client.get("/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("churnops_request_duration_seconds_count{")
+    )
+
+
+def test_predict_is_answered_ahead_of_bentomls_middlewares(server: Server, customer: dict) -> None:
+    predicts, metadata = _predict_requests(server), _bentoml_requests(server, "/metadata")
+    for _ in range(3):
+        assert server.predict([customer]).status_code == 200
+    assert server.predict([{}]).status_code == 422
+    assert server.client.get("/metadata").status_code == 200
+    assert _predict_requests(server) == predicts + 4  # churnops counts every answer
+    assert _bentoml_requests(server, "/predict") == 0  # BentoML's middlewares never saw one
+    assert _bentoml_requests(server, "/metadata") == metadata + 1  # the other routes: they do
 
 
 def test_schemathesis_finds_no_server_error(
