@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 import numpy as np
@@ -84,6 +85,14 @@ def test_flushed_customers_count_at_the_next_refresh_not_twice() -> None:
     assert counts.tolist() == _counts(window, both).tolist()
     window.flush()  # nothing pending: nothing added
     assert window.refresh().tolist() == counts.tolist()
+
+
+def test_pending_customers_leave_the_garbage_collector_nothing_to_scan() -> None:
+    window = _window(size=100)
+    window.add(_customers(3, seed=7))  # a request's columns: a dict of tracked lists
+    gc.collect(0)  # the young generation's pass: what waits for the flush is untracked
+    assert not any(gc.is_tracked(waiting) for waiting in window._pending)
+    assert window.customers(window.refresh()) == 3
 
 
 def test_totals_in_multiprocess_mode_are_every_workers_counters(tmp_path, monkeypatch) -> None:
