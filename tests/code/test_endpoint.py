@@ -81,6 +81,7 @@ def test_internal_fault_is_a_generic_500_and_counted() -> None:
     assert b"internal error" in payload and b"secret" not in payload
     assert b"Traceback" not in payload
     assert served.metrics.registry.get_sample_value("churnops_internal_errors_total") == 1
+    served.metrics.flush()
     assert (
         served.metrics.registry.get_sample_value(
             "churnops_request_duration_seconds_count", {"status": "500"}

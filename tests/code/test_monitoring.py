@@ -220,7 +220,14 @@ def test_counts_predictions_probabilities_and_groups() -> None:
     columns = _customers(4, seed=5)
     columns["female"] = [1, 1, 0, 0]
     metrics.observe_predictions(columns, list(np.array([0.9, 0.1, 0.6, 0.4])))
+    metrics.observe_request(200, 0.002)
+    assert _sample(metrics, "churnops_predictions_total") == 0  # written at the next flush
+    metrics.flush()
     assert _sample(metrics, "churnops_predictions_total") == 4
+    assert _sample(metrics, "churnops_request_duration_seconds_count", status="200") == 1
+    assert (
+        _sample(metrics, "churnops_request_duration_seconds_bucket", status="200", le="0.001") == 0
+    )
     assert _sample(metrics, "churnops_churn_probability_bucket", le="0.5") == 2
     assert _sample(metrics, "churnops_group_predictions_total", feature="female", group="1") == 2
     churned = "churnops_group_churn_predictions_total"

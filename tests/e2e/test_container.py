@@ -46,6 +46,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from churnops import config, identity, schema, snapshots
 from churnops.predictor import Predictor
+from churnops.serving.metrics import FLUSH_SECONDS
 from tests.support import k8s
 from tests.support.net import free_port, wait_until
 from tests.support.oci_registry import Registry, oci_registry
@@ -553,14 +554,21 @@ def test_metadata_names_the_model_and_the_image_from_the_manifest(
     assert metadata["image"] == image.ref  # the released reference, on the test registry
 
 
+PREDICTIONS = "churnops_predictions_total"
+
+
 def test_container_metrics_count_the_predictions(
     service: Container, customers: list[dict[str, Any]], repo_root: Path
 ) -> None:
-    before = _metric(httpx.get(service.url + "/metrics").text, "churnops_predictions_total")
+    def scored() -> float:
+        found = _metric(httpx.get(service.url + "/metrics", timeout=10).text, PREDICTIONS)
+        return found[0].value if found else 0.0
+
+    time.sleep(4 * FLUSH_SECONDS)  # earlier tests' answers are written by now
+    before = scored()
     httpx.post(service.url + "/predict", json={"customers": customers[:5]}, timeout=30)
+    wait_until(lambda: scored() == before + 5, 10, "the 5 predictions counted (50 ms flush)")
     text = httpx.get(service.url + "/metrics", timeout=10).text
-    after = _metric(text, "churnops_predictions_total")
-    assert after[0].value - (before[0].value if before else 0) == 5
     card = config.read_json(repo_root / config.MODELS_DIR / config.CARD_FILE)
     info = _metric(text, "churnops_model_info")
     assert info and info[0].labels["model_sha256"] == card["model_sha256"]

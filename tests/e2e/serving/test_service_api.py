@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ import pytest
 from churnops import schema
 from churnops.config import CARD_FILE, MODEL_FILE, read_json
 from churnops.predictor import Predictor
+from churnops.serving.metrics import FLUSH_SECONDS
 from tests.support.bento_server import BIN, Server
+from tests.support.net import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -294,12 +297,15 @@ def _predict_requests(server: Server) -> float:
 
 
 def test_predict_is_answered_ahead_of_bentomls_middlewares(server: Server, customer: dict) -> None:
+    time.sleep(4 * FLUSH_SECONDS)  # earlier tests' answers are written by now
     predicts, metadata = _predict_requests(server), _bentoml_requests(server, "/metadata")
     for _ in range(3):
         assert server.predict([customer]).status_code == 200
     assert server.predict([{}]).status_code == 422
     assert server.client.get("/metadata").status_code == 200
-    assert _predict_requests(server) == predicts + 4  # churnops counts every answer
+    wait_until(  # churnops counts every answer (at its next 50 ms flush)
+        lambda: _predict_requests(server) == predicts + 4, 10, "4 more /predict answers counted"
+    )
     assert _bentoml_requests(server, "/predict") == 0  # BentoML's middlewares never saw one
     assert _bentoml_requests(server, "/metadata") == metadata + 1  # the other routes: they do
 
@@ -331,7 +337,7 @@ def test_schemathesis_finds_no_server_error(
     report.write_text(run.stdout + run.stderr)
     assert run.returncode == 0, run.stdout[-4000:]
     assert "Tested: 6" in run.stdout  # /predict, /metadata and BentoML's four
-    assert _predict_requests(server) - before >= 50
+    wait_until(lambda: _predict_requests(server) - before >= 50, 10, "50 /predict answers counted")
     assert server.metric("churnops_internal_errors_total") == 0
 
 

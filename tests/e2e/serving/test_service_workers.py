@@ -83,6 +83,11 @@ def test_two_workers_report_all_traffic(
     two_workers: Server, sent: list[tuple[dict, float]], repo_root: Path
 ) -> None:
     customers = [customer for customer, _ in sent]
+    wait_until(
+        lambda: sum(predictions_by_process(two_workers.home).values()) == CUSTOMERS,
+        15,
+        "every worker's predictions written (each flushes every 50 ms)",
+    )
     by_process = predictions_by_process(two_workers.home)
     assert len(by_process) == 2, by_process  # both workers answered
     assert sum(by_process.values()) == CUSTOMERS
