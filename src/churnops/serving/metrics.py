@@ -6,7 +6,9 @@ BentoML the metrics live in Prometheus' multiprocess mode, so every worker's val
 drift window holds all workers' customers (DriftWindow): their features and their churn
 probabilities, from which the thread each worker runs (`ServingMetrics.start`) recomputes,
 every `refresh_seconds`, the PSI per feature, the prediction drift and the estimated
-performance (churnops.cbpe: no labels needed).
+performance (churnops.cbpe: no labels needed). The request path only appends what it
+observed; the same thread writes it to the metrics every FLUSH_SECONDS (each write is one
+to a shared-memory file under BentoML), so /metrics trails the answers by that much.
 No single request can dominate what monitoring sees: a request adds at most
 `serve.drift_request_share` of the drift window to it (an evenly spaced sample of a larger
 request), and the fairness group counts count the same sample.
