@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import random
+import time
 
 import numpy as np
 import pytest
@@ -236,6 +237,29 @@ def test_counts_predictions_probabilities_and_groups() -> None:
     info = generate_latest(metrics.registry).decode()
     assert 'churnops_model_info{data_hash="unknown",estimator="logistic_regression"' in info
     assert 'git_commit="c0ffee"' in info
+
+
+def test_the_metrics_thread_outlives_a_failed_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    metrics = _metrics()
+    flushes: list[int] = []
+    window_flush = metrics.window.flush
+
+    def failing_once() -> None:
+        flushes.append(1)
+        if len(flushes) == 1:
+            raise OSError("No space left on device")
+        window_flush()
+
+    monkeypatch.setattr(metrics.window, "flush", failing_once)
+    metrics.start()
+    deadline = time.monotonic() + 5
+    while not flushes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert flushes, "the metrics thread never flushed"
+    metrics.observe_predictions(_customers(3, seed=9), [0.5, 0.5, 0.5])
+    while _sample(metrics, "churnops_predictions_total") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _sample(metrics, "churnops_predictions_total") == 3  # written after the failure
 
 
 def test_bulk_observation_equals_one_observation_per_value() -> None:

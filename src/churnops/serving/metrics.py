@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import glob
+import logging
 import os
 import threading
 import time
@@ -31,6 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from churnops import cbpe, drift, schema
+
+logger = logging.getLogger("churnops.serving")
 
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -363,11 +366,14 @@ class ServingMetrics:
             due = time.monotonic() + self.refresh_seconds
             while True:
                 time.sleep(FLUSH_SECONDS)
-                if time.monotonic() < due:
-                    self.flush()
-                else:
-                    self.refresh_drift()
-                    due = time.monotonic() + self.refresh_seconds
+                try:
+                    if time.monotonic() < due:
+                        self.flush()
+                    else:
+                        due = time.monotonic() + self.refresh_seconds
+                        self.refresh_drift()
+                except Exception:  # one bad flush must not stop every later one
+                    logger.exception("writing the churnops metrics failed")
 
         thread = threading.Thread(target=refresh_forever, name="churnops-drift", daemon=True)
         thread.start()
