@@ -11,15 +11,12 @@ answers are unchanged. service.py applies it to the pinned BentoML only.
 from __future__ import annotations
 
 import copy
-import logging
 
-import bentoml
 from bentoml._internal.server.http import instruments
 from starlette.types import Receive, Scope, Send
 
-logger = logging.getLogger(__name__)
+from churnops.serving import bentoml_pin
 
-PATCHED_FOR_BENTOML = "1.4.40"
 BENTOML_CALL = instruments.RunnerTrafficMetricsMiddleware.__call__
 # The service's routes (BentoML's own and churnops'); folders of files get one label each.
 ROUTES = frozenset(
@@ -58,12 +55,7 @@ async def _call(
 
 def apply() -> bool:
     """Install the fix if BentoML is the version it was written for; whether it was."""
-    if bentoml.__version__ != PATCHED_FOR_BENTOML:
-        logger.warning(
-            "BentoML %s, not %s: its request metrics keep raw paths as labels",
-            bentoml.__version__,
-            PATCHED_FOR_BENTOML,
-        )
+    if not bentoml_pin.pinned("its request metrics keep raw paths as labels"):
         return False
     instruments.RunnerTrafficMetricsMiddleware.__call__ = _call
     return True

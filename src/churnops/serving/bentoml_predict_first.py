@@ -14,17 +14,12 @@ tests/code/test_bentoml_predict_first.py fails once BentoML changes the list it 
 
 from __future__ import annotations
 
-import logging
-
-import bentoml
 from _bentoml_impl.server.app import ServiceAppFactory
 from starlette.middleware import Middleware
 
+from churnops.serving import bentoml_pin
 from churnops.serving.endpoint import PredictEndpoint
 
-logger = logging.getLogger(__name__)
-
-PATCHED_FOR_BENTOML = "1.4.40"
 BENTOML_MIDDLEWARES = ServiceAppFactory.middlewares  # the property `apply` replaces
 
 
@@ -36,12 +31,7 @@ def _middlewares(self: ServiceAppFactory) -> list[Middleware]:
 
 def apply() -> bool:
     """Install the fix if BentoML is the version it was written for; whether it was."""
-    if bentoml.__version__ != PATCHED_FOR_BENTOML:
-        logger.warning(
-            "BentoML %s, not %s: /predict stays behind BentoML's middlewares",
-            bentoml.__version__,
-            PATCHED_FOR_BENTOML,
-        )
+    if not bentoml_pin.pinned("/predict stays behind BentoML's middlewares"):
         return False
     ServiceAppFactory.middlewares = property(_middlewares)
     return True

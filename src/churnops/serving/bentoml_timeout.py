@@ -16,16 +16,13 @@ BentoML only; tests/code/test_bentoml_timeout.py fails once BentoML fixes the ti
 from __future__ import annotations
 
 import asyncio
-import logging
 
-import bentoml
 from bentoml._internal.server.http import traffic
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-logger = logging.getLogger(__name__)
+from churnops.serving import bentoml_pin
 
-PATCHED_FOR_BENTOML = "1.4.40"
 BENTOML_CALL = traffic.TimeoutMiddleware.__call__  # what `apply` replaces
 
 
@@ -60,12 +57,7 @@ async def _call(
 
 def apply() -> bool:
     """Install the fix if BentoML is the version it was written for; whether it was."""
-    if bentoml.__version__ != PATCHED_FOR_BENTOML:
-        logger.warning(
-            "BentoML %s, not %s: its TimeoutMiddleware is left as it is",
-            bentoml.__version__,
-            PATCHED_FOR_BENTOML,
-        )
+    if not bentoml_pin.pinned("its TimeoutMiddleware is left as it is"):
         return False
     traffic.TimeoutMiddleware.__call__ = _call
     return True

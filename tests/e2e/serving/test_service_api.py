@@ -277,23 +277,23 @@ def test_service_is_healthy_after_bad_input(server: Server, customer: dict) -> N
     assert server.metric("churnops_internal_errors_total") == 0
 
 
-def _bentoml_requests(server: Server, endpoint: str) -> float:
+def _total(server: Server, series: str, containing: str = "") -> float:
+    """The sum of the samples on /metrics whose line starts with `series` and has `containing`."""
     text = server.client.get("/metrics").text
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("bentoml_service_request_total{") and f'endpoint="{endpoint}"' in line
+        if line.startswith(series) and containing in line
     )
+
+
+def _bentoml_requests(server: Server, endpoint: str) -> float:
+    return _total(server, "bentoml_service_request_total{", f'endpoint="{endpoint}"')
 
 
 def _predict_requests(server: Server) -> float:
     """POST /predict answered, every status: churnops' count (BentoML's skips /predict)."""
-    text = server.client.get("/metrics").text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("churnops_request_duration_seconds_count{")
-    )
+    return _total(server, "churnops_request_duration_seconds_count{")
 
 
 def test_predict_is_answered_ahead_of_bentomls_middlewares(server: Server, customer: dict) -> None:
